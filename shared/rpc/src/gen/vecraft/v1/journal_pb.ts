@@ -1232,9 +1232,9 @@ export const JournalService: GenService<{
     output: typeof AppendResponseSchema;
   },
   /**
-   * Returns, per requested partition, a committed position whose timestamp is at least
-   * the journal's clock when the request arrived. Strong reads use it as their read
-   * timestamp: every write acknowledged before the barrier has a smaller ts.
+   * Returns, per requested partition, a committed position at or after every entry
+   * acknowledged before the request arrived (so its ts is larger than theirs). Strong
+   * reads use it as their read timestamp. Concurrent barriers share one TICK entry.
    *
    * @generated from rpc vecraft.v1.JournalService.Barrier
    */
