@@ -128,8 +128,8 @@ export class Partition {
    */
   async append(input: AppendInput): Promise<AppendOutcome> {
     this.assertServing();
-    const n = input.entries.length;
     if (input.producerId !== 0n) {
+      const n = input.entries.length;
       const verdict = this.producers.check(input.producerId, input.producerEpoch, input.firstSeq, n);
       if (verdict.kind === "retry") {
         await verdict.durable;
@@ -146,17 +146,17 @@ export class Partition {
         throw e;
       }
     }
-    // Stamp and enqueue synchronously so that offsets, timestamps and log order agree.
+    // Stamp synchronously so that offsets, timestamps and log order agree; the batch is
+    // appended atomically (all of it survives a crash, or none).
     const offsets: number[] = [];
     const ts: bigint[] = [];
-    let durable: Promise<void> = Promise.resolve();
-    for (let i = 0; i < n; i++) {
-      const entry = input.entries[i] as EntryPayload;
-      const offset = this.log.lastOffset + 1;
+    const records = input.entries.map((entry, i) => {
+      const offset = this.log.lastOffset + 1 + i;
       const t = this.opts.hlc.now();
-      const payload = entry.case === "data" ? toBinary(DataPayloadSchema, entry.value) : toBinary(DdlPayloadSchema, entry.value);
-      durable = this.log.append(
-        {
+      offsets.push(offset);
+      ts.push(t);
+      return {
+        header: {
           type: entry.case === "data" ? RecordType.Data : RecordType.Ddl,
           epoch: this.epoch,
           offset,
@@ -165,11 +165,10 @@ export class Partition {
           producerEpoch: input.producerEpoch,
           seq: input.producerId !== 0n ? input.firstSeq + i : 0,
         },
-        payload,
-      );
-      offsets.push(offset);
-      ts.push(t);
-    }
+        payload: entry.case === "data" ? toBinary(DataPayloadSchema, entry.value) : toBinary(DdlPayloadSchema, entry.value),
+      };
+    });
+    const durable = this.log.append(records);
     this.lastEnqueueMs = Date.now();
     if (input.producerId !== 0n) {
       this.producers.record(input.producerId, input.producerEpoch, input.firstSeq, offsets[0] as number, ts, durable);
@@ -242,7 +241,7 @@ export class Partition {
   private appendControl(type: RecordType): { offset: number; ts: bigint; durable: Promise<void> } {
     const offset = this.log.lastOffset + 1;
     const ts = this.opts.hlc.now();
-    const durable = this.log.append({ type, epoch: this.epoch, offset, ts, producerId: 0n, producerEpoch: 0, seq: 0 }, new Uint8Array(0));
+    const durable = this.log.append([{ header: { type, epoch: this.epoch, offset, ts, producerId: 0n, producerEpoch: 0, seq: 0 }, payload: new Uint8Array(0) }]);
     this.lastEnqueueMs = Date.now();
     return { offset, ts, durable };
   }

@@ -16,8 +16,16 @@ const fatal = (e: Error): never => {
 };
 
 function header(offset: number, extra: Partial<RecordHeader> = {}): RecordHeader {
-  return { type: RecordType.Data, epoch: 1, offset, ts: BigInt(offset) * 65536n + 1000n, producerId: 7n, producerEpoch: 0, seq: offset, ...extra };
+  return { type: RecordType.Data, epoch: 1, offset, ts: BigInt(offset) * 65536n + 1000n, producerId: 7n, producerEpoch: 0, seq: offset, batchRemaining: 0, ...extra };
 }
+
+/** Appends one record as its own batch. */
+function one(log: PartitionLog, h: RecordHeader, payload: Uint8Array): Promise<void> {
+  return log.append([{ header: h, payload }]);
+}
+
+/** Batch sizes used by the fixtures: atomic batches of 1, 2 and 3 records. */
+const BATCH_SIZES = [1, 2, 3];
 
 function payloadFor(offset: number): Uint8Array {
   // Varied sizes so that records straddle different alignments.
@@ -41,11 +49,23 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-/** Writes `n` records through the real log and returns the segment's bytes and record ends. */
-async function buildSegment(dir: string, n: number): Promise<{ bytes: Buffer; ends: number[]; file: string }> {
+/**
+ * Writes `n` records through the real log in atomic batches of 1, 2, 3, 1, ... records.
+ * Returns the segment's bytes, each record's end position, and for each record the
+ * number of records a recovery must keep if the file ends right after it (complete
+ * batches only).
+ */
+async function buildSegment(dir: string, n: number): Promise<{ bytes: Buffer; ends: number[]; keep: number[]; file: string }> {
   const { log } = await openLog(dir);
   const writes: Promise<void>[] = [];
-  for (let o = 1; o <= n; o++) writes.push(log.append(header(o), payloadFor(o)));
+  const batchEnds: number[] = [];
+  for (let o = 1, b = 0; o <= n; b++) {
+    const size = Math.min(BATCH_SIZES[b % BATCH_SIZES.length] as number, n - o + 1);
+    const recs = [];
+    for (let k = 0; k < size; k++, o++) recs.push({ header: header(o), payload: payloadFor(o) });
+    writes.push(log.append(recs));
+    batchEnds.push(o - 1);
+  }
   await Promise.all(writes);
   await log.close();
   const [file] = await readdir(dir);
@@ -59,7 +79,14 @@ async function buildSegment(dir: string, n: number): Promise<{ bytes: Buffer; en
     pos += r.record.frameBytes;
     ends.push(pos);
   }
-  return { bytes, ends, file: file as string };
+  const keep = ends.map((_, i) => Math.max(0, ...batchEnds.filter((e) => e <= i + 1)));
+  return { bytes, ends, keep, file: file as string };
+}
+
+/** Records a recovery keeps when the segment is cut at `cut`: complete batches only. */
+function keptAt(ends: number[], keep: number[], cut: number): number {
+  const whole = ends.filter((e) => e <= cut).length;
+  return whole === 0 ? 0 : (keep[whole - 1] as number);
 }
 
 describe("record codec", () => {
@@ -108,10 +135,10 @@ describe("record codec", () => {
 describe("segment recovery", () => {
   it("recovers exactly the longest valid prefix when the segment is cut at every byte", async () => {
     const n = 12;
-    const { bytes, ends, file } = await buildSegment(join(root, "cut-src"), n);
+    const { bytes, ends, keep, file } = await buildSegment(join(root, "cut-src"), n);
     // Pure scan at every cut: cheap, so every byte.
     for (let cut = SEGMENT_HEADER_BYTES; cut <= bytes.length; cut++) {
-      const expected = ends.filter((e) => e <= cut).length;
+      const expected = keptAt(ends, keep, cut);
       const seen: number[] = [];
       const res = scanSegment(bytes.subarray(0, cut), SEGMENT_HEADER_BYTES, { nextOffset: 1, lastTs: 0n, lastEpoch: 0 }, true, (r) => seen.push(r.offset));
       expect(res.outcome.kind, `cut at ${cut}`).not.toBe("corrupt");
@@ -126,12 +153,12 @@ describe("segment recovery", () => {
       const { mkdir } = await import("node:fs/promises");
       await mkdir(dir, { recursive: true });
       await writeFile(join(dir, file), bytes.subarray(0, cut));
-      const expected = ends.filter((e) => e <= cut).length;
+      const expected = keptAt(ends, keep, cut);
       const { log, offsets } = await openLog(dir);
       expect(offsets, `cut at ${cut}`).toEqual(Array.from({ length: expected }, (_, i) => i + 1));
       expect(log.commitOffset).toBe(expected);
       if (cut % 97 === 0 || cut === bytes.length) {
-        await log.append(header(expected + 1, { ts: BigInt(expected + 1) * 65536n + 1000n }), payloadFor(1));
+        await one(log, header(expected + 1), payloadFor(1));
         const back = await log.read(1, 1000, 1 << 20);
         expect(back.map((r) => r.offset)).toEqual(Array.from({ length: expected + 1 }, (_, i) => i + 1));
       }
@@ -142,7 +169,7 @@ describe("segment recovery", () => {
   it("refuses to serve when a record in the middle has a flipped bit", async () => {
     const n = 9;
     const { bytes, ends, file } = await buildSegment(join(root, "flip-src"), n);
-    const middle = 4; // record 5 (offset 5)
+    const middle = 6; // record 7 (offset 7), a batch of its own; records 8 and 9 follow
     const start = ends[middle - 1] as number;
     const end = ends[middle] as number;
     // Every bit of the middle record's frame (not its zero padding beyond frameLen).
@@ -176,13 +203,30 @@ describe("segment recovery", () => {
     const seen: number[] = [];
     const res = scanSegment(copy, SEGMENT_HEADER_BYTES, { nextOffset: 1, lastTs: 0n, lastEpoch: 0 }, true, (r) => seen.push(r.offset));
     expect(res.outcome.kind).toBe("torn");
-    expect(seen).toEqual([1, 2, 3, 4]);
+    // Records 4 and 5 were one atomic batch: with 5 damaged, 4 goes too.
+    expect(seen).toEqual([1, 2, 3]);
+  });
+
+  it("keeps multi-record batches atomic: a batch cut anywhere is dropped whole", async () => {
+    const dir = join(root, "atomic");
+    const { log } = await openLog(dir);
+    await one(log, header(1), payloadFor(1));
+    await log.append([2, 3, 4].map((o) => ({ header: header(o), payload: payloadFor(o) })));
+    await log.close();
+    const [file] = await readdir(dir);
+    const bytes = await readFile(join(dir, file as string));
+    // Cut inside the last record of the batch: records 2 and 3 are intact but must go.
+    await writeFile(join(dir, file as string), bytes.subarray(0, bytes.length - 10));
+    const { log: back, offsets } = await openLog(dir);
+    expect(offsets).toEqual([1]);
+    expect(back.commitOffset).toBe(1);
+    await back.close();
   });
 
   it("treats a zeroed 512-byte sector inside the last record as torn", async () => {
     const dir = join(root, "sector");
     const { log } = await openLog(dir);
-    for (let o = 1; o <= 3; o++) await log.append(header(o), Buffer.alloc(3000, o));
+    for (let o = 1; o <= 3; o++) await one(log, header(o), Buffer.alloc(3000, o));
     await log.close();
     const [file] = await readdir(dir);
     const bytes = await readFile(join(dir, file as string));
@@ -207,7 +251,7 @@ describe("segment recovery", () => {
   it("rolls segments, reads across them, and treats damage in a non-last segment as corruption", async () => {
     const dir = join(root, "roll");
     const { log } = await openLog(dir, 4096);
-    for (let o = 1; o <= 60; o++) await log.append(header(o), payloadFor(o));
+    for (let o = 1; o <= 60; o++) await one(log, header(o), payloadFor(o));
     expect(log.segmentCount).toBeGreaterThan(2);
     const all = [];
     for (let from = 1; from <= 60; ) {
@@ -230,9 +274,11 @@ describe("segment recovery", () => {
 
   it("rejects appends that would break offset or timestamp order", async () => {
     const { log } = await openLog(join(root, "order"));
-    await log.append(header(1), payloadFor(1));
-    await expect(log.append(header(3), payloadFor(3))).rejects.toThrow(/expected 2/);
-    await expect(log.append(header(2, { ts: 1n }), payloadFor(2))).rejects.toThrow(/not above/);
+    await one(log, header(1), payloadFor(1));
+    await expect(one(log, header(3), payloadFor(3))).rejects.toThrow(/expected 2/);
+    await expect(one(log, header(2, { ts: 1n }), payloadFor(2))).rejects.toThrow(/not above/);
+    await expect(log.append([{ header: header(2), payload: payloadFor(2) }, { header: header(4), payload: payloadFor(4) }])).rejects.toThrow(/expected 3/);
+    expect(log.lastOffset).toBe(1); // a rejected batch leaves nothing behind
     await log.close();
   });
 });

@@ -5,9 +5,11 @@
 //   frame   = frameLen u32 | crc32c u32 | header (56 bytes) | payload | zero pad to 8
 //   header  = magic u16 @0 | version u8 @2 | type u8 @3 | epoch u32 @4 | offset u64 @8 |
 //             ts u64 @16 | producerId u64 @24 | producerEpoch u32 @32 | reserved u32 @36 |
-//             seq u64 @40 | payloadLen u32 @48 | reserved u32 @52
+//             seq u64 @40 | payloadLen u32 @48 | batchRemaining u32 @52
 //
 // frameLen counts header + payload (not the pad); the CRC covers the same bytes.
+// batchRemaining makes multi-entry appends atomic: it counts the entries that follow in
+// the same Append, so recovery can drop a batch whose tail a crash cut off.
 // All integers are little-endian. Frames start 8-byte aligned.
 import { crc32c } from "@node-rs/crc32";
 
@@ -35,6 +37,8 @@ export interface RecordHeader {
   readonly producerId: bigint;
   readonly producerEpoch: number;
   readonly seq: number;
+  /** Entries after this one that belong to the same atomic batch (0 for the last). */
+  readonly batchRemaining: number;
 }
 
 export interface DecodedRecord extends RecordHeader {
@@ -71,6 +75,7 @@ export function encodeRecord(h: RecordHeader, payload: Uint8Array): Buffer {
   buf.writeUInt32LE(h.producerEpoch, p + 32);
   buf.writeBigUInt64LE(BigInt(h.seq), p + 40);
   buf.writeUInt32LE(payload.length, p + 48);
+  buf.writeUInt32LE(h.batchRemaining, p + 52);
   buf.set(payload, FRAME_PREFIX_BYTES + HEADER_BYTES);
   buf.writeUInt32LE(crc32c(buf.subarray(FRAME_PREFIX_BYTES, FRAME_PREFIX_BYTES + frameLen)), 4);
   return buf;
@@ -121,6 +126,7 @@ export function decodeRecordAt(buf: Uint8Array, pos: number): DecodeResult {
       producerId: body.readBigUInt64LE(24),
       producerEpoch: body.readUInt32LE(32),
       seq: Number(seq),
+      batchRemaining: body.readUInt32LE(52),
       payload: body.subarray(HEADER_BYTES),
       frameBytes: paddedFrameBytes(payloadLen),
     },

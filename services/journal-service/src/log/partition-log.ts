@@ -98,10 +98,12 @@ class Segment {
   }
 }
 
-interface PendingFrame {
-  readonly offset: number;
-  readonly ts: bigint;
-  readonly frame: Buffer;
+/** One atomic batch waiting for the group commit. */
+interface PendingBatch {
+  readonly lastOffset: number;
+  readonly lastTs: bigint;
+  readonly frames: Buffer[];
+  readonly bytes: number;
 }
 
 interface AckWaiter {
@@ -112,7 +114,7 @@ interface AckWaiter {
 
 export class PartitionLog {
   private readonly segments: Segment[] = [];
-  private pending: PendingFrame[] = [];
+  private pending: PendingBatch[] = [];
   private ackWaiters: AckWaiter[] = [];
   private flushing = false;
   private failed: Error | undefined;
@@ -244,26 +246,35 @@ export class PartitionLog {
   }
 
   /**
-   * Frames and queues one record. Its offset must be lastOffset + 1 and its ts larger
-   * than the last; both are checked because a violation would corrupt the log's order.
-   * Returns a promise that resolves once the record is durable.
+   * Frames and queues an atomic batch of records: after a crash either all of them are
+   * in the log or none (their headers carry batchRemaining). Offsets must continue from
+   * lastOffset and timestamps must increase; both are checked because a violation would
+   * corrupt the log's order. Resolves once the whole batch is durable.
    */
-  append(header: RecordHeader, payload: Uint8Array): Promise<void> {
+  append(records: readonly { header: Omit<RecordHeader, "batchRemaining">; payload: Uint8Array }[]): Promise<void> {
     if (this.failed) return Promise.reject(this.failed);
     if (this.closed) return Promise.reject(new InternalError(`partition ${this.partition} log is closed`));
-    if (header.offset !== this.lastOffset + 1) {
-      return Promise.reject(new InternalError(`partition ${this.partition}: append at offset ${header.offset}, expected ${this.lastOffset + 1}`));
+    if (records.length === 0) return Promise.resolve();
+    let offset = this.lastOffset;
+    let ts = this.lastTs;
+    for (const { header } of records) {
+      if (header.offset !== offset + 1) {
+        return Promise.reject(new InternalError(`partition ${this.partition}: append at offset ${header.offset}, expected ${offset + 1}`));
+      }
+      if (header.ts <= ts) {
+        return Promise.reject(new InternalError(`partition ${this.partition}: ts ${header.ts} is not above the previous ${ts}`));
+      }
+      offset = header.offset;
+      ts = header.ts;
     }
-    if (header.ts <= this.lastTs) {
-      return Promise.reject(new InternalError(`partition ${this.partition}: ts ${header.ts} is not above the previous ${this.lastTs}`));
-    }
-    const frame = encodeRecord(header, payload);
-    this.pending.push({ offset: header.offset, ts: header.ts, frame });
-    this.lastOffset = header.offset;
-    this.lastTs = header.ts;
-    this.lastEpoch = header.epoch;
+    const frames = records.map(({ header, payload }, i) => encodeRecord({ ...header, batchRemaining: records.length - 1 - i }, payload));
+    const last = records[records.length - 1] as (typeof records)[number];
+    this.pending.push({ lastOffset: offset, lastTs: ts, frames, bytes: frames.reduce((n, f) => n + f.length, 0) });
+    this.lastOffset = offset;
+    this.lastTs = ts;
+    this.lastEpoch = last.header.epoch;
     const done = new Promise<void>((resolve, reject) => {
-      this.ackWaiters.push({ offset: header.offset, resolve, reject });
+      this.ackWaiters.push({ offset, resolve, reject });
     });
     this.kick();
     return done;
@@ -372,37 +383,37 @@ export class PartitionLog {
         this.endFlushing();
         return;
       }
+      // Whole atomic batches only, so that one batch never spans two writes or segments.
       let bytes = 0;
       let n = 0;
       for (const p of this.pending) {
-        if (n > 0 && bytes + p.frame.length > this.opts.maxBatchBytes) break;
-        bytes += p.frame.length;
+        if (n > 0 && bytes + p.bytes > this.opts.maxBatchBytes) break;
+        bytes += p.bytes;
         n++;
       }
-      const batch = this.pending.slice(0, n);
+      const batches = this.pending.slice(0, n);
       this.pending = this.pending.slice(n);
+      const frames = batches.flatMap((b) => b.frames);
+      const firstOffset = (batches[0] as PendingBatch).lastOffset - (batches[0] as PendingBatch).frames.length + 1;
       let seg = this.segments[this.segments.length - 1] as Segment;
       if (seg.count > 0 && seg.size + bytes > this.opts.segmentBytes) {
-        seg = await this.createSegment((batch[0] as PendingFrame).offset);
+        seg = await this.createSegment(firstOffset);
       }
       const at = seg.size;
-      await seg.file.writev(
-        batch.map((b) => b.frame),
-        at,
-      );
+      await seg.file.writev(frames, at);
       let pos = at;
-      for (const b of batch) {
+      for (const f of frames) {
         seg.addPosition(pos);
-        pos += b.frame.length;
+        pos += f.length;
       }
       seg.size = pos;
       const t0 = process.hrtime.bigint();
       await seg.file.datasync();
       this.opts.observer?.fsyncSeconds?.(Number(process.hrtime.bigint() - t0) / 1e9);
-      const last = batch[batch.length - 1] as PendingFrame;
-      this.commitOffset = last.offset;
-      this.commitTs = last.ts;
-      this.opts.observer?.batchCommitted?.(batch.length, bytes);
+      const last = batches[batches.length - 1] as PendingBatch;
+      this.commitOffset = last.lastOffset;
+      this.commitTs = last.lastTs;
+      this.opts.observer?.batchCommitted?.(frames.length, bytes);
       this.releaseAcks();
       for (const fn of this.commitListeners) fn();
     }

@@ -80,7 +80,9 @@ export interface ScanResult {
  * epoch >= lastEpoch. At the first invalid record the scan looks ahead for any valid
  * record that continues the log; finding one means mid-log corruption, otherwise the
  * invalid bytes are a torn tail. `isLastSegment` false turns any invalid record into
- * corruption: only the last segment can have been cut by a crash.
+ * corruption: only the last segment can have been cut by a crash. Records of a
+ * multi-entry batch are reported only once the whole batch is there; a batch cut short
+ * at the end of the last segment is torn as a whole (it was never acknowledged).
  */
 export function scanSegment(
   buf: Uint8Array,
@@ -89,6 +91,14 @@ export function scanSegment(
   isLastSegment: boolean,
   onRecord: (rec: DecodedRecord, position: number) => void,
 ): ScanResult {
+  // Records of an atomic batch are held back until its last record has been seen.
+  let batch: { start: number; recs: [DecodedRecord, number][]; saved: ScanState } | undefined;
+  const incompleteBatch = (): ScanResult => {
+    const b = batch as NonNullable<typeof batch>;
+    Object.assign(state, b.saved);
+    const reason = `the atomic batch starting at byte ${b.start} (offset ${b.saved.nextOffset}) is incomplete`;
+    return { validEnd: b.start, outcome: isLastSegment ? { kind: "torn", at: b.start, reason } : notLast(b.start, reason) };
+  };
   let pos = start;
   while (pos < buf.length) {
     const res = decodeRecordAt(buf, pos);
@@ -96,33 +106,48 @@ export function scanSegment(
     if (!res.ok) {
       if (res.reason === "short" && isZeroFrom(buf, pos)) {
         // Zeros to the end: nothing was ever written here (or a preallocated tail).
+        if (batch) return incompleteBatch();
         return { validEnd: pos, outcome: isLastSegment ? { kind: "clean" } : notLast(pos, "trailing zeros") };
       }
       problem = `record at byte ${pos}: ${describe(res.reason)}`;
     } else {
       const r = res.record;
+      const expectedRemaining = batch ? (batch.recs[batch.recs.length - 1] as [DecodedRecord, number])[0].batchRemaining - 1 : undefined;
       if (r.offset !== state.nextOffset) problem = `record at byte ${pos} has offset ${r.offset}, expected ${state.nextOffset}`;
       else if (r.ts <= state.lastTs) problem = `record at byte ${pos} (offset ${r.offset}) has ts ${r.ts} <= previous ${state.lastTs}`;
       else if (r.epoch < state.lastEpoch) problem = `record at byte ${pos} (offset ${r.offset}) has epoch ${r.epoch} < previous ${state.lastEpoch}`;
-      else {
-        onRecord(r, pos);
+      else if (expectedRemaining !== undefined && r.batchRemaining !== expectedRemaining) {
+        problem = `record at byte ${pos} (offset ${r.offset}) breaks its batch: ${r.batchRemaining} entries said to follow, expected ${expectedRemaining}`;
+      } else {
+        if (!batch && r.batchRemaining > 0) batch = { start: pos, recs: [], saved: { ...state } };
         state.nextOffset = r.offset + 1;
         state.lastTs = r.ts;
         state.lastEpoch = r.epoch;
+        if (batch) {
+          batch.recs.push([r, pos]);
+          if (r.batchRemaining === 0) {
+            for (const [rec, at] of batch.recs) onRecord(rec, at);
+            batch = undefined;
+          }
+        } else {
+          onRecord(r, pos);
+        }
         pos += r.frameBytes;
         continue;
       }
     }
-    if (!isLastSegment) return { validEnd: pos, outcome: notLast(pos, problem) };
+    if (!isLastSegment) return { validEnd: batch?.start ?? pos, outcome: notLast(pos, problem) };
     const later = findLaterValidRecord(buf, pos + 8, state.nextOffset);
     if (later !== undefined) {
       return {
-        validEnd: pos,
+        validEnd: batch?.start ?? pos,
         outcome: { kind: "corrupt", at: pos, reason: `${problem}; a valid record (offset ${later.offset}) follows at byte ${later.position}` },
       };
     }
+    if (batch) return incompleteBatch();
     return { validEnd: pos, outcome: { kind: "torn", at: pos, reason: problem } };
   }
+  if (batch) return incompleteBatch();
   return { validEnd: pos, outcome: { kind: "clean" } };
 }
 
