@@ -1,7 +1,8 @@
 // Helpers shared by the repo's entry scripts (start, test). Plain Node, no dependencies:
 // these scripts must run on a fresh clone before `pnpm install` has happened.
 import { spawnSync } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -35,14 +36,19 @@ export function checkNode() {
  * can be downloaded) when node_modules is missing or older than the lockfile.
  */
 export function ensureInstalled() {
-  const marker = path.join(root, "node_modules", ".modules.yaml");
-  const lock = path.join(root, "pnpm-lock.yaml");
-  if (existsSync(marker) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs) return;
+  // A marker holding the hash of the lockfile and workspace file that the last install
+  // used: reinstall only when they changed (or nothing was ever installed).
+  const marker = path.join(root, "node_modules", ".vecraft-installed");
+  const hash = createHash("sha256");
+  for (const f of ["pnpm-lock.yaml", "pnpm-workspace.yaml"]) hash.update(readFileSync(path.join(root, f)));
+  const want = hash.digest("hex");
+  if (existsSync(marker) && readFileSync(marker, "utf8") === want) return;
   say("vecraft: installing dependencies (pnpm install; better-sqlite3 compiles, about a minute the first time)");
   const env = { ...process.env };
   // node-gyp needs Node's headers; Debian's nodejs keeps them under /usr/include/node.
   if (!env.npm_config_nodedir && existsSync("/usr/include/node/node.h")) env.npm_config_nodedir = "/usr";
   run("pnpm", ["install", "--frozen-lockfile"], { env });
+  writeFileSync(marker, want);
 }
 
 export function build() {

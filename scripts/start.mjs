@@ -10,7 +10,10 @@ import { build, checkNode, ensureInstalled, root } from "./lib.mjs";
 checkNode();
 ensureInstalled();
 build();
-const child = spawn(process.execPath, ["services/journal-service/dist/main.js", ...process.argv.slice(2)], { cwd: root, stdio: "inherit" });
+const args = process.argv.slice(2);
+// Standalone listens on 127.0.0.1:8080 unless told otherwise (API.md).
+if (!args.some((a) => a === "--port" || a.startsWith("--port="))) args.push("--port", process.env.VECRAFT_PORT ?? "8080");
+const child = spawn(process.execPath, ["services/journal-service/dist/main.js", ...args], { cwd: root, stdio: "inherit" });
 // The child gets Ctrl-C from the terminal itself (same process group); forward SIGTERM.
 process.on("SIGTERM", () => child.kill("SIGTERM"));
 process.on("SIGINT", () => {
