@@ -3,3 +3,6 @@
 // when they drift from the protos (`pnpm check:generated`).
 export * from "./gen/vecraft/v1/journal_pb.js";
 export * from "./gen/vecraft/v1/gateway_pb.js";
+export * from "./gen/vecraft/v1/storage_pb.js";
+export * from "./gen/vecraft/v1/query_pb.js";
+export * from "./gen/vecraft/v1/meta_pb.js";
