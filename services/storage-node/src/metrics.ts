@@ -1,0 +1,55 @@
+// Storage node metrics, registered once on the process registry.
+import { Gauge, Histogram, type Registry } from "prom-client";
+import { decode } from "@vecraft/hlc";
+import type { StorageNode } from "./node.js";
+
+export interface StorageMetrics {
+  readonly searchSeconds: Histogram<"filtered">;
+  bind(node: StorageNode): void;
+}
+
+export function createStorageMetrics(registry: Registry): StorageMetrics {
+  let node: StorageNode | undefined;
+  const searchSeconds = new Histogram({
+    name: "vecraft_storage_search_duration_seconds",
+    help: "Shard search time (after the read target was reached).",
+    labelNames: ["filtered"] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  });
+  new Gauge({
+    name: "vecraft_storage_applied_offset",
+    help: "Last journal offset applied per followed partition.",
+    labelNames: ["partition"] as const,
+    registers: [registry],
+    collect() {
+      for (const { partition, position } of node?.partitionPositions() ?? []) this.set({ partition: String(partition) }, position.offset);
+    },
+  });
+  new Gauge({
+    name: "vecraft_storage_apply_lag_seconds",
+    help: "Wall time minus the ts of the last applied entry per partition (ticks keep it near the tick interval when caught up).",
+    labelNames: ["partition"] as const,
+    registers: [registry],
+    collect() {
+      const now = Date.now();
+      for (const { partition, position } of node?.partitionPositions() ?? []) {
+        this.set({ partition: String(partition) }, position.ts === 0n ? 0 : Math.max(0, now - decode(position.ts).wallMs) / 1000);
+      }
+    },
+  });
+  new Gauge({
+    name: "vecraft_storage_shard_records",
+    help: "Live records per hosted shard replica, summed per node.",
+    registers: [registry],
+    collect() {
+      this.set((node?.hostedShards() ?? []).reduce((n, s) => n + s.store.liveRecords, 0));
+    },
+  });
+  return {
+    searchSeconds,
+    bind(n) {
+      node = n;
+    },
+  };
+}
