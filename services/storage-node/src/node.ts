@@ -11,7 +11,7 @@ import { CollectionSchema, DdlOp, EntryType, type JournalEntry, type JournalServ
 import { Shard, shardKey } from "./shard.js";
 import { ShardStore, type ShardWrite } from "./shard-store.js";
 import { VectorIndex } from "./vector-index.js";
-import { shardSpecFrom, type ShardSpec } from "./spec.js";
+import { indexedFieldExpressions, shardSpecFrom, type ShardSpec } from "./spec.js";
 
 export interface Position {
   readonly offset: number;
@@ -271,7 +271,7 @@ export class StorageNode {
 
   private async openShard(collection: string, shard: number, partition: number, spec: ShardSpec, dir: string): Promise<void> {
     const store = ShardStore.open(join(dir, "shard.sqlite"));
-    store.ensureFieldIndexes(spec.collection.fields);
+    store.ensureFieldIndexes(indexedFieldExpressions(spec.collection));
     const index = new VectorIndex(spec.params);
     const how = await index.restore(join(dir, "index.usearch"), store);
     this.opts.logger.info("shard opened", { collection, shard, partition, index: how, records: store.liveRecords, appliedOffset: store.appliedOffset });

@@ -237,11 +237,14 @@ export class ShardStore {
       .map(toRow);
   }
 
-  /** Creates expression indexes for the schema's indexed fields (idempotent). */
-  ensureFieldIndexes(fields: readonly { name: string; indexed: boolean }[]): void {
+  /**
+   * Creates expression indexes for the schema's indexed fields (idempotent). The
+   * expressions must be exactly the ones the filter compiler emits, or SQLite won't use them.
+   */
+  ensureFieldIndexes(fields: readonly { name: string; expression: string }[]): void {
     for (const f of fields) {
-      if (!f.indexed || !/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(f.name)) continue;
-      this.db.exec(`CREATE INDEX IF NOT EXISTS field_${f.name} ON records (json_extract(metadata, '$."${f.name}"')) WHERE deleted = 0`);
+      if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(f.name)) continue;
+      this.db.exec(`CREATE INDEX IF NOT EXISTS field_${f.name} ON records (${f.expression}) WHERE deleted = 0`);
     }
   }
 

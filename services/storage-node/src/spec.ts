@@ -1,5 +1,6 @@
 // What a shard needs to know about its collection, decoded from the DDL entry's
 // serialized vecraft.v1.Collection.
+import { metadataFieldExpression, specFromProto } from "@vecraft/model";
 import { Metric as ProtoMetric, type Collection } from "@vecraft/rpc";
 import type { IndexParams, Metric } from "./vector-index.js";
 
@@ -26,3 +27,10 @@ export function shardSpecFrom(collection: Collection): ShardSpec {
   };
 }
 
+
+/** SQL expressions to index, one per indexed schema field, as the filter compiler writes them. */
+export function indexedFieldExpressions(collection: Collection): { name: string; expression: string }[] {
+  return specFromProto(collection)
+    .fields.filter((f) => f.indexed)
+    .map((f) => ({ name: f.name, expression: metadataFieldExpression(f) }));
+}

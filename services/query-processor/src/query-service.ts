@@ -1,0 +1,128 @@
+// The QueryService RPCs: resolve the read target once per request, fan out to one
+// replica per shard, merge. Partial answers only when the caller allows them.
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
+import { InvalidArgumentError, toConnectError } from "@vecraft/common";
+import { Consistency, type QueryService, type ShardHit, type StoredRecord } from "@vecraft/rpc";
+import { idsByShard, mergeHits, mergePages, readTarget, type QueryEngine } from "./query.js";
+import type { QueryMetrics } from "./metrics.js";
+
+function callOpts(ctx: HandlerContext): { signal: AbortSignal; timeoutMs?: number } {
+  const t = ctx.timeoutMs();
+  return t === undefined ? { signal: ctx.signal } : { signal: ctx.signal, timeoutMs: t };
+}
+
+/** Raises the first failure (naming its shard), unless partial results are allowed. */
+function settle<T>(results: PromiseSettledResult<T>[], shards: readonly number[], allowPartial: boolean): { values: T[]; missing: number[] } {
+  const values: T[] = [];
+  const missing: number[] = [];
+  results.forEach((r, i) => {
+    if (r.status === "fulfilled") values.push(r.value);
+    else {
+      if (!allowPartial) {
+        const ce = toConnectError(r.reason);
+        throw new ConnectError(`shard ${shards[i]}: ${ce.rawMessage}`, ce.code);
+      }
+      missing.push(shards[i] as number);
+    }
+  });
+  return { values, missing };
+}
+
+export function createQueryServiceImpl(engine: QueryEngine, metrics: QueryMetrics): ServiceImpl<typeof QueryService> {
+  return {
+    async search(req, ctx) {
+      if (req.k < 1 || req.k > 1000) throw new InvalidArgumentError(`k: must be between 1 and 1000, got ${req.k}`);
+      const cc = await engine.collection(req.collection, ctx.signal);
+      const spec = cc.collection;
+      if (!spec) throw new InvalidArgumentError(`collection ${req.collection} has no spec`);
+      if (req.vectorF32.length !== spec.dimension * 4) {
+        throw new InvalidArgumentError(`vector: expected ${spec.dimension} dimensions, got ${req.vectorF32.length / 4}`);
+      }
+      const resolved = await engine.resolve(req.consistency, cc.shards.map((s) => s.partition), ctx.signal, ctx.timeoutMs() ?? 30_000);
+      const waitMs = engine.waitMs(ctx.timeoutMs());
+      const stop = metrics.fanoutSeconds.startTimer({ method: "search" });
+      const results = await Promise.allSettled(
+        cc.shards.map((p) =>
+          engine.onReplica(p, (client) =>
+            client.searchShard(
+              {
+                collection: req.collection,
+                shard: p.shard,
+                vectorF32: req.vectorF32,
+                k: req.k,
+                filterJson: req.filterJson,
+                ef: req.ef,
+                read: readTarget(resolved.target(p.partition), waitMs),
+                includeVectors: req.includeVectors,
+                includeMetadata: req.includeMetadata,
+              },
+              callOpts(ctx),
+            ),
+          ),
+        ),
+      );
+      stop();
+      metrics.shardsPerSearch.observe(cc.shards.length);
+      const { values, missing } = settle(results, cc.shards.map((s) => s.shard), req.allowPartialResults);
+      const hits: ShardHit[] = mergeHits(spec.metric, values.map((v) => v.hits), req.k);
+      const readTs = resolved.level === Consistency.EVENTUAL ? minApplied(values.map((v) => v.applied?.ts ?? 0n)) : resolved.readTs;
+      return { hits, read: { level: resolved.level, readTs }, missingShards: missing };
+    },
+
+    async get(req, ctx) {
+      if (req.ids.length > 1000) throw new InvalidArgumentError(`ids: at most 1000 per request, got ${req.ids.length}`);
+      const cc = await engine.collection(req.collection, ctx.signal);
+      const spec = cc.collection;
+      if (!spec) throw new InvalidArgumentError(`collection ${req.collection} has no spec`);
+      const groups = idsByShard(req.ids, spec.shards);
+      const placements = cc.shards.filter((p) => groups.has(p.shard));
+      const resolved = await engine.resolve(req.consistency, placements.map((p) => p.partition), ctx.signal, ctx.timeoutMs() ?? 30_000);
+      const waitMs = engine.waitMs(ctx.timeoutMs());
+      const results = await Promise.allSettled(
+        placements.map((p) =>
+          engine.onReplica(p, (client) =>
+            client.getShardRecords(
+              { collection: req.collection, shard: p.shard, ids: groups.get(p.shard) ?? [], read: readTarget(resolved.target(p.partition), waitMs) },
+              callOpts(ctx),
+            ),
+          ),
+        ),
+      );
+      const { values } = settle(results, placements.map((p) => p.shard), false);
+      const byId = new Map<string, StoredRecord>();
+      for (const v of values) for (const r of v.records) byId.set(r.id, r);
+      const records = req.ids.flatMap((id) => {
+        const r = byId.get(id);
+        return r ? [r] : [];
+      });
+      const readTs = resolved.level === Consistency.EVENTUAL ? minApplied(values.map((v) => v.applied?.ts ?? 0n)) : resolved.readTs;
+      return { records, read: { level: resolved.level, readTs } };
+    },
+
+    async query(req, ctx) {
+      if (req.limit < 1 || req.limit > 1000) throw new InvalidArgumentError(`limit: must be between 1 and 1000, got ${req.limit}`);
+      const cc = await engine.collection(req.collection, ctx.signal);
+      const resolved = await engine.resolve(req.consistency, cc.shards.map((s) => s.partition), ctx.signal, ctx.timeoutMs() ?? 30_000);
+      const waitMs = engine.waitMs(ctx.timeoutMs());
+      const results = await Promise.allSettled(
+        cc.shards.map((p) =>
+          engine.onReplica(p, (client) =>
+            client.queryShard(
+              { collection: req.collection, shard: p.shard, filterJson: req.filterJson, limit: req.limit, afterId: req.afterId, read: readTarget(resolved.target(p.partition), waitMs) },
+              callOpts(ctx),
+            ),
+          ),
+        ),
+      );
+      const { values } = settle(results, cc.shards.map((s) => s.shard), false);
+      const { records, hasMore } = mergePages(values.map((v) => v.records), req.limit);
+      const readTs = resolved.level === Consistency.EVENTUAL ? minApplied(values.map((v) => v.applied?.ts ?? 0n)) : resolved.readTs;
+      return { records, hasMore, read: { level: resolved.level, readTs } };
+    },
+  };
+}
+
+function minApplied(ts: bigint[]): bigint {
+  return ts.length === 0 ? 0n : ts.reduce((m, t) => (t < m ? t : m));
+}

@@ -1,0 +1,73 @@
+// start(config, deps): a storage node as a value (tests, standalone), main.ts wraps it.
+import type { Registry } from "prom-client";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createMetrics, startRpcServer, type Logger, type RpcServer } from "@vecraft/common";
+import { JournalService } from "@vecraft/rpc";
+import type { StorageConfig } from "./config.js";
+import { createFilterCompiler } from "./filters.js";
+import { createStorageMetrics } from "./metrics.js";
+import { StorageNode } from "./node.js";
+import { storageRoutes } from "./routes.js";
+import { createStorageServiceImpl } from "./storage-service.js";
+
+export interface StorageDeps {
+  readonly logger: Logger;
+  readonly registry?: Registry;
+  /** The journal; a gRPC client to config.journalUrl when absent. */
+  readonly journal?: Client<typeof JournalService>;
+  /** Placement when hostAll is false: does this node host (collection, shard)? */
+  readonly hosts?: (collection: string, shard: number, partition: number) => boolean;
+}
+
+export interface RunningStorage {
+  readonly node: StorageNode;
+  readonly server: RpcServer;
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export async function start(config: StorageConfig, deps: StorageDeps): Promise<RunningStorage> {
+  const { logger } = deps;
+  const registry = deps.registry ?? createMetrics();
+  const metrics = createStorageMetrics(registry);
+  const journal = deps.journal ?? createClient(JournalService, createGrpcTransport({ baseUrl: config.journalUrl }));
+  let partitions = config.partitions.map((p) => Number(p));
+  if (partitions.length === 0) {
+    const status = await journal.getPartitions({}, { timeoutMs: 30_000 });
+    partitions = status.partitions.map((p) => p.partition);
+  }
+  const node = await StorageNode.open({
+    dataDir: config.dataDir,
+    nodeId: config.nodeId,
+    partitions,
+    journal,
+    logger,
+    hosts: config.hostAll ? () => true : (deps.hosts ?? (() => false)),
+    exactThreshold: config.exactThreshold,
+    checkpointEveryWrites: config.checkpointEveryWrites,
+    subscribeBatchEntries: config.subscribeBatchEntries,
+  });
+  metrics.bind(node);
+  const impl = createStorageServiceImpl(node, createFilterCompiler(), { defaultWaitMs: config.defaultWaitMs, maxWaitMs: config.maxWaitMs }, metrics);
+  let server: RpcServer;
+  try {
+    server = await startRpcServer({ routes: storageRoutes(impl), host: config.host, port: config.port, logger, registry, ready: () => true });
+  } catch (e) {
+    await node.close();
+    throw e;
+  }
+  let stopping: Promise<void> | undefined;
+  return {
+    node,
+    server,
+    url: server.url,
+    stop() {
+      stopping ??= (async () => {
+        await server.close(config.shutdownGraceMs);
+        await node.close();
+      })();
+      return stopping;
+    },
+  };
+}
