@@ -3,7 +3,8 @@ import type { Registry } from "prom-client";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createMetrics, startRpcServer, type Logger, type RpcServer } from "@vecraft/common";
-import { JournalService } from "@vecraft/rpc";
+import { JournalService, MetaService, NodeRole } from "@vecraft/rpc";
+import { keepRegistered, type Registration } from "./registration.js";
 import type { StorageConfig } from "./config.js";
 import { createFilterCompiler } from "./filters.js";
 import { createStorageMetrics } from "./metrics.js";
@@ -16,6 +17,8 @@ export interface StorageDeps {
   readonly registry?: Registry;
   /** The journal; a gRPC client to config.journalUrl when absent. */
   readonly journal?: Client<typeof JournalService>;
+  /** The meta-manager to register with; a gRPC client to config.metaUrl (when set) when absent. */
+  readonly meta?: Client<typeof MetaService>;
   /** Placement when hostAll is false: does this node host (collection, shard)? */
   readonly hosts?: (collection: string, shard: number, partition: number) => boolean;
 }
@@ -57,6 +60,10 @@ export async function start(config: StorageConfig, deps: StorageDeps): Promise<R
     await node.close();
     throw e;
   }
+  const meta = deps.meta ?? (config.metaUrl ? createClient(MetaService, createGrpcTransport({ baseUrl: config.metaUrl })) : undefined);
+  const registration: Registration | undefined = meta
+    ? keepRegistered(meta, { id: config.nodeId, address: config.advertiseUrl || server.url, roles: [NodeRole.STORAGE] }, config.leaseTtlMs, logger)
+    : undefined;
   let stopping: Promise<void> | undefined;
   return {
     node,
@@ -64,6 +71,7 @@ export async function start(config: StorageConfig, deps: StorageDeps): Promise<R
     url: server.url,
     stop() {
       stopping ??= (async () => {
+        await registration?.stop();
         await server.close(config.shutdownGraceMs);
         await node.close();
       })();

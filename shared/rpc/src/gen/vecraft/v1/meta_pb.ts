@@ -2,8 +2,8 @@
 // @generated from file vecraft/v1/meta.proto (package vecraft.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Collection, NodeRole } from "./gateway_pb.js";
 import { file_vecraft_v1_gateway } from "./gateway_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vecraft/v1/meta.proto.
  */
 export const file_vecraft_v1_meta: GenFile = /*@__PURE__*/
-  fileDesc("ChV2ZWNyYWZ0L3YxL21ldGEucHJvdG8SCnZlY3JhZnQudjEiRAoOU2hhcmRQbGFjZW1lbnQSDQoFc2hhcmQYASABKA0SEQoJcGFydGl0aW9uGAIgASgNEhAKCHJlcGxpY2FzGAMgAygJIpIBChFDYXRhbG9nQ29sbGVjdGlvbhIqCgpjb2xsZWN0aW9uGAEgASgLMhYudmVjcmFmdC52MS5Db2xsZWN0aW9uEgsKA3VpZBgCIAEoCRIqCgZzaGFyZHMYAyADKAsyGi52ZWNyYWZ0LnYxLlNoYXJkUGxhY2VtZW50EhgKEGNyZWF0ZWRfcmV2aXNpb24YBCABKAQiYQoOUmVnaXN0ZXJlZE5vZGUSCgoCaWQYASABKAkSIwoFcm9sZXMYAiADKA4yFC52ZWNyYWZ0LnYxLk5vZGVSb2xlEg8KB2FkZHJlc3MYAyABKAkSDQoFYWxpdmUYBCABKAgipwEKB0NhdGFsb2cSEAoIcmV2aXNpb24YASABKAQSMgoLY29sbGVjdGlvbnMYAiADKAsyHS52ZWNyYWZ0LnYxLkNhdGFsb2dDb2xsZWN0aW9uEikKBW5vZGVzGAMgAygLMhoudmVjcmFmdC52MS5SZWdpc3RlcmVkTm9kZRISCgpwYXJ0aXRpb25zGAQgASgNEhcKD2pvdXJuYWxfYWRkcmVzcxgFIAEoCSJQCiJNZXRhU2VydmljZUNyZWF0ZUNvbGxlY3Rpb25SZXF1ZXN0EioKCmNvbGxlY3Rpb24YASABKAsyFi52ZWNyYWZ0LnYxLkNvbGxlY3Rpb24iagojTWV0YVNlcnZpY2VDcmVhdGVDb2xsZWN0aW9uUmVzcG9uc2USMQoKY29sbGVjdGlvbhgBIAEoCzIdLnZlY3JhZnQudjEuQ2F0YWxvZ0NvbGxlY3Rpb24SEAoIcmV2aXNpb24YAiABKAQiMAogTWV0YVNlcnZpY2VEcm9wQ29sbGVjdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSJoCiFNZXRhU2VydmljZURyb3BDb2xsZWN0aW9uUmVzcG9uc2USMQoKY29sbGVjdGlvbhgBIAEoCzIdLnZlY3JhZnQudjEuQ2F0YWxvZ0NvbGxlY3Rpb24SEAoIcmV2aXNpb24YAiABKAQiEwoRR2V0Q2F0YWxvZ1JlcXVlc3QiOgoSR2V0Q2F0YWxvZ1Jlc3BvbnNlEiQKB2NhdGFsb2cYASABKAsyEy52ZWNyYWZ0LnYxLkNhdGFsb2ciLQoTV2F0Y2hDYXRhbG9nUmVxdWVzdBIWCg5hZnRlcl9yZXZpc2lvbhgBIAEoBCI8ChRXYXRjaENhdGFsb2dSZXNwb25zZRIkCgdjYXRhbG9nGAEgASgLMhMudmVjcmFmdC52MS5DYXRhbG9nIk8KE1JlZ2lzdGVyTm9kZVJlcXVlc3QSKAoEbm9kZRgBIAEoCzIaLnZlY3JhZnQudjEuUmVnaXN0ZXJlZE5vZGUSDgoGdHRsX21zGAIgASgNIigKFFJlZ2lzdGVyTm9kZVJlc3BvbnNlEhAKCGxlYXNlX2lkGAEgASgJIiQKEEhlYXJ0YmVhdFJlcXVlc3QSEAoIbGVhc2VfaWQYASABKAkiIgoRSGVhcnRiZWF0UmVzcG9uc2USDQoFYWxpdmUYASABKAgysAQKC01ldGFTZXJ2aWNlEnMKEENyZWF0ZUNvbGxlY3Rpb24SLi52ZWNyYWZ0LnYxLk1ldGFTZXJ2aWNlQ3JlYXRlQ29sbGVjdGlvblJlcXVlc3QaLy52ZWNyYWZ0LnYxLk1ldGFTZXJ2aWNlQ3JlYXRlQ29sbGVjdGlvblJlc3BvbnNlEm0KDkRyb3BDb2xsZWN0aW9uEiwudmVjcmFmdC52MS5NZXRhU2VydmljZURyb3BDb2xsZWN0aW9uUmVxdWVzdBotLnZlY3JhZnQudjEuTWV0YVNlcnZpY2VEcm9wQ29sbGVjdGlvblJlc3BvbnNlEksKCkdldENhdGFsb2cSHS52ZWNyYWZ0LnYxLkdldENhdGFsb2dSZXF1ZXN0Gh4udmVjcmFmdC52MS5HZXRDYXRhbG9nUmVzcG9uc2USUwoMV2F0Y2hDYXRhbG9nEh8udmVjcmFmdC52MS5XYXRjaENhdGFsb2dSZXF1ZXN0GiAudmVjcmFmdC52MS5XYXRjaENhdGFsb2dSZXNwb25zZTABElEKDFJlZ2lzdGVyTm9kZRIfLnZlY3JhZnQudjEuUmVnaXN0ZXJOb2RlUmVxdWVzdBogLnZlY3JhZnQudjEuUmVnaXN0ZXJOb2RlUmVzcG9uc2USSAoJSGVhcnRiZWF0EhwudmVjcmFmdC52MS5IZWFydGJlYXRSZXF1ZXN0Gh0udmVjcmFmdC52MS5IZWFydGJlYXRSZXNwb25zZWIGcHJvdG8z", [file_vecraft_v1_gateway]);
+  fileDesc("ChV2ZWNyYWZ0L3YxL21ldGEucHJvdG8SCnZlY3JhZnQudjEiRAoOU2hhcmRQbGFjZW1lbnQSDQoFc2hhcmQYASABKA0SEQoJcGFydGl0aW9uGAIgASgNEhAKCHJlcGxpY2FzGAMgAygJIr4BChFDYXRhbG9nQ29sbGVjdGlvbhIqCgpjb2xsZWN0aW9uGAEgASgLMhYudmVjcmFmdC52MS5Db2xsZWN0aW9uEgsKA3VpZBgCIAEoCRIqCgZzaGFyZHMYAyADKAsyGi52ZWNyYWZ0LnYxLlNoYXJkUGxhY2VtZW50EhgKEGNyZWF0ZWRfcmV2aXNpb24YBCABKAQSKgoFc3RhdGUYBSABKA4yGy52ZWNyYWZ0LnYxLkNvbGxlY3Rpb25TdGF0ZSJhCg5SZWdpc3RlcmVkTm9kZRIKCgJpZBgBIAEoCRIjCgVyb2xlcxgCIAMoDjIULnZlY3JhZnQudjEuTm9kZVJvbGUSDwoHYWRkcmVzcxgDIAEoCRINCgVhbGl2ZRgEIAEoCCLjAQoHQ2F0YWxvZxIQCghyZXZpc2lvbhgBIAEoBBIyCgtjb2xsZWN0aW9ucxgCIAMoCzIdLnZlY3JhZnQudjEuQ2F0YWxvZ0NvbGxlY3Rpb24SKQoFbm9kZXMYAyADKAsyGi52ZWNyYWZ0LnYxLlJlZ2lzdGVyZWROb2RlEhIKCnBhcnRpdGlvbnMYBCABKA0SFwoPam91cm5hbF9hZGRyZXNzGAUgASgJEjoKE3BlbmRpbmdfY29sbGVjdGlvbnMYBiADKAsyHS52ZWNyYWZ0LnYxLkNhdGFsb2dDb2xsZWN0aW9uIncKIk1ldGFTZXJ2aWNlQ3JlYXRlQ29sbGVjdGlvblJlcXVlc3QSKgoKY29sbGVjdGlvbhgBIAEoCzIWLnZlY3JhZnQudjEuQ29sbGVjdGlvbhISCgpyZXF1ZXN0X2lkGAIgASgJEhEKCXByaW5jaXBhbBgDIAEoCSJqCiNNZXRhU2VydmljZUNyZWF0ZUNvbGxlY3Rpb25SZXNwb25zZRIxCgpjb2xsZWN0aW9uGAEgASgLMh0udmVjcmFmdC52MS5DYXRhbG9nQ29sbGVjdGlvbhIQCghyZXZpc2lvbhgCIAEoBCJXCiBNZXRhU2VydmljZURyb3BDb2xsZWN0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkSEQoJcHJpbmNpcGFsGAMgASgJImgKIU1ldGFTZXJ2aWNlRHJvcENvbGxlY3Rpb25SZXNwb25zZRIxCgpjb2xsZWN0aW9uGAEgASgLMh0udmVjcmFmdC52MS5DYXRhbG9nQ29sbGVjdGlvbhIQCghyZXZpc2lvbhgCIAEoBCITChFHZXRDYXRhbG9nUmVxdWVzdCI6ChJHZXRDYXRhbG9nUmVzcG9uc2USJAoHY2F0YWxvZxgBIAEoCzITLnZlY3JhZnQudjEuQ2F0YWxvZyItChNXYXRjaENhdGFsb2dSZXF1ZXN0EhYKDmFmdGVyX3JldmlzaW9uGAEgASgEIjwKFFdhdGNoQ2F0YWxvZ1Jlc3BvbnNlEiQKB2NhdGFsb2cYASABKAsyEy52ZWNyYWZ0LnYxLkNhdGFsb2ciTwoTUmVnaXN0ZXJOb2RlUmVxdWVzdBIoCgRub2RlGAEgASgLMhoudmVjcmFmdC52MS5SZWdpc3RlcmVkTm9kZRIOCgZ0dGxfbXMYAiABKA0iKAoUUmVnaXN0ZXJOb2RlUmVzcG9uc2USEAoIbGVhc2VfaWQYASABKAkiJAoQSGVhcnRiZWF0UmVxdWVzdBIQCghsZWFzZV9pZBgBIAEoCSIiChFIZWFydGJlYXRSZXNwb25zZRINCgVhbGl2ZRgBIAEoCCqNAQoPQ29sbGVjdGlvblN0YXRlEiAKHENPTExFQ1RJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIdChlDT0xMRUNUSU9OX1NUQVRFX0NSRUFUSU5HEAESGgoWQ09MTEVDVElPTl9TVEFURV9SRUFEWRACEh0KGUNPTExFQ1RJT05fU1RBVEVfRFJPUFBJTkcQAzKwBAoLTWV0YVNlcnZpY2UScwoQQ3JlYXRlQ29sbGVjdGlvbhIuLnZlY3JhZnQudjEuTWV0YVNlcnZpY2VDcmVhdGVDb2xsZWN0aW9uUmVxdWVzdBovLnZlY3JhZnQudjEuTWV0YVNlcnZpY2VDcmVhdGVDb2xsZWN0aW9uUmVzcG9uc2USbQoORHJvcENvbGxlY3Rpb24SLC52ZWNyYWZ0LnYxLk1ldGFTZXJ2aWNlRHJvcENvbGxlY3Rpb25SZXF1ZXN0Gi0udmVjcmFmdC52MS5NZXRhU2VydmljZURyb3BDb2xsZWN0aW9uUmVzcG9uc2USSwoKR2V0Q2F0YWxvZxIdLnZlY3JhZnQudjEuR2V0Q2F0YWxvZ1JlcXVlc3QaHi52ZWNyYWZ0LnYxLkdldENhdGFsb2dSZXNwb25zZRJTCgxXYXRjaENhdGFsb2cSHy52ZWNyYWZ0LnYxLldhdGNoQ2F0YWxvZ1JlcXVlc3QaIC52ZWNyYWZ0LnYxLldhdGNoQ2F0YWxvZ1Jlc3BvbnNlMAESUQoMUmVnaXN0ZXJOb2RlEh8udmVjcmFmdC52MS5SZWdpc3Rlck5vZGVSZXF1ZXN0GiAudmVjcmFmdC52MS5SZWdpc3Rlck5vZGVSZXNwb25zZRJICglIZWFydGJlYXQSHC52ZWNyYWZ0LnYxLkhlYXJ0YmVhdFJlcXVlc3QaHS52ZWNyYWZ0LnYxLkhlYXJ0YmVhdFJlc3BvbnNlYgZwcm90bzM", [file_vecraft_v1_gateway]);
 
 /**
  * Where one shard lives.
@@ -83,6 +83,13 @@ export type CatalogCollection = Message<"vecraft.v1.CatalogCollection"> & {
    * @generated from field: uint64 created_revision = 4;
    */
   createdRevision: bigint;
+
+  /**
+   * Where it is in its life cycle.
+   *
+   * @generated from field: vecraft.v1.CollectionState state = 5;
+   */
+  state: CollectionState;
 };
 
 /**
@@ -148,7 +155,7 @@ export type Catalog = Message<"vecraft.v1.Catalog"> & {
   revision: bigint;
 
   /**
-   * Live collections.
+   * Live collections (state READY): the only ones writes and reads may be routed to.
    *
    * @generated from field: repeated vecraft.v1.CatalogCollection collections = 2;
    */
@@ -174,6 +181,15 @@ export type Catalog = Message<"vecraft.v1.Catalog"> & {
    * @generated from field: string journal_address = 5;
    */
   journalAddress: string;
+
+  /**
+   * Collections being created or dropped (state CREATING or DROPPING). Their placement
+   * is final: a storage node that applies a create entry finds its replicas here (or,
+   * once READY, in `collections`), matching the entry's uid.
+   *
+   * @generated from field: repeated vecraft.v1.CatalogCollection pending_collections = 6;
+   */
+  pendingCollections: CatalogCollection[];
 };
 
 /**
@@ -195,6 +211,20 @@ export type MetaServiceCreateCollectionRequest = Message<"vecraft.v1.MetaService
    * @generated from field: vecraft.v1.Collection collection = 1;
    */
   collection?: Collection | undefined;
+
+  /**
+   * The client's request id, recorded in the DDL entries.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+
+  /**
+   * The API key id that made the request, recorded in the DDL entries.
+   *
+   * @generated from field: string principal = 3;
+   */
+  principal: string;
 };
 
 /**
@@ -244,6 +274,20 @@ export type MetaServiceDropCollectionRequest = Message<"vecraft.v1.MetaServiceDr
    * @generated from field: string name = 1;
    */
   name: string;
+
+  /**
+   * The client's request id, recorded in the DDL entries.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+
+  /**
+   * The API key id that made the request, recorded in the DDL entries.
+   *
+   * @generated from field: string principal = 3;
+   */
+  principal: string;
 };
 
 /**
@@ -451,6 +495,49 @@ export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE_
   messageDesc(file_vecraft_v1_meta, 15);
 
 /**
+ * Where a collection is in its life cycle. A create journals its DDL entries between
+ * CREATING and READY; a drop journals its entries between DROPPING and removal.
+ *
+ * @generated from enum vecraft.v1.CollectionState
+ */
+export enum CollectionState {
+  /**
+   * Not set; never stored.
+   *
+   * @generated from enum value: COLLECTION_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Placed in the catalog; its DDL entries may not all be in the journal yet. Writes
+   * must not be routed to it.
+   *
+   * @generated from enum value: COLLECTION_STATE_CREATING = 1;
+   */
+  CREATING = 1,
+
+  /**
+   * Every partition hosting one of its shards has journaled the create: live.
+   *
+   * @generated from enum value: COLLECTION_STATE_READY = 2;
+   */
+  READY = 2,
+
+  /**
+   * Being dropped: no longer live; the drop entries may not all be journaled yet.
+   *
+   * @generated from enum value: COLLECTION_STATE_DROPPING = 3;
+   */
+  DROPPING = 3,
+}
+
+/**
+ * Describes the enum vecraft.v1.CollectionState.
+ */
+export const CollectionStateSchema: GenEnum<CollectionState> = /*@__PURE__*/
+  enumDesc(file_vecraft_v1_meta, 0);
+
+/**
  * The meta-manager keeps the catalog (collections), the shard map (shard -> journal
  * partition, shard replicas -> storage nodes) and the node registry, in etcd in a cluster
  * and in an embedded SQLite file in standalone mode. Every change is a compare-and-swap
@@ -460,9 +547,14 @@ export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE_
  */
 export const MetaService: GenService<{
   /**
-   * Registers a collection and places its shards. Errors: ALREADY_EXISTS,
-   * INVALID_ARGUMENT, FAILED_PRECONDITION (no storage node to place replicas on),
-   * UNAVAILABLE (the store is unreachable).
+   * Registers a collection, places its shards, and journals a DDL entry in every
+   * partition that hosts one of its shards; returns once those entries are durable.
+   * Retrying a create that is still in progress (same spec) resumes it.
+   * Errors: ALREADY_EXISTS (a live collection, or one being created with another
+   * spec, has the name), INVALID_ARGUMENT, FAILED_PRECONDITION (fewer alive storage
+   * nodes than the replication factor), RESOURCE_EXHAUSTED (too many collections),
+   * UNAVAILABLE (the store or the journal is unreachable; the collection stays
+   * CREATING and is finished by a retry or in the background).
    *
    * @generated from rpc vecraft.v1.MetaService.CreateCollection
    */
@@ -472,7 +564,9 @@ export const MetaService: GenService<{
     output: typeof MetaServiceCreateCollectionResponseSchema;
   },
   /**
-   * Marks a collection dropped and removes it from the catalog. Errors: NOT_FOUND.
+   * Marks a collection DROPPING, journals a DDL drop entry in every partition that
+   * hosts one of its shards, then removes it from the catalog. Retrying a drop that is
+   * still in progress resumes it. Errors: NOT_FOUND, UNAVAILABLE (as for create).
    *
    * @generated from rpc vecraft.v1.MetaService.DropCollection
    */

@@ -1,0 +1,206 @@
+// The catalog's layout in the MetaStore: key names and the JSON records stored under
+// them. JSON (with the collection spec as base64 protobuf) so that an operator can read
+// the catalog with `etcdctl get --prefix /vecraft/meta/` or sqlite3.
+//
+//   <root>cluster                  {"v":1,"partitions":N}            written once
+//   <root>catalog/version          ""  every catalog change rewrites it: its modRevision
+//                                      is the compare-and-swap token of the catalog
+//   <root>collections/<name>       CollectionRecord
+//   <root>nodes/<id>               NodeRecord                        no lease
+//   <root>alive/<id>               the lease id                      attached to the lease
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { DataLossError } from "@vecraft/common";
+import { CollectionSchema, NodeRole, type Collection } from "@vecraft/rpc";
+import type { PlacedShard } from "./placement.js";
+
+/** The default key root; a cluster sharing an etcd with others picks its own. */
+export const DEFAULT_KEY_ROOT = "/vecraft/meta/";
+
+export interface CatalogKeys {
+  readonly root: string;
+  readonly cluster: string;
+  readonly version: string;
+  readonly collections: string;
+  readonly nodes: string;
+  readonly alive: string;
+  collection(name: string): string;
+  node(id: string): string;
+  aliveNode(id: string): string;
+}
+
+export function catalogKeys(root: string = DEFAULT_KEY_ROOT): CatalogKeys {
+  if (!root.endsWith("/")) throw new RangeError(`the key root must end with "/", got ${JSON.stringify(root)}`);
+  const k = {
+    root,
+    cluster: `${root}cluster`,
+    version: `${root}catalog/version`,
+    collections: `${root}collections/`,
+    nodes: `${root}nodes/`,
+    alive: `${root}alive/`,
+  };
+  return {
+    ...k,
+    collection: (name) => k.collections + name,
+    node: (id) => k.nodes + id,
+    aliveNode: (id) => k.alive + id,
+  };
+}
+
+export type CollectionPhase = "creating" | "ready" | "dropping";
+
+/** Who asked for a DDL change; copied into its journal entries. */
+export interface DdlOrigin {
+  readonly requestId: string;
+  readonly principal: string;
+}
+
+export interface CollectionRecord {
+  readonly state: CollectionPhase;
+  readonly uid: string;
+  /** The spec as created (created_ts 0, no stats). */
+  readonly spec: Collection;
+  readonly shards: readonly PlacedShard[];
+  /** The ts of the create's DDL entry (max over partitions); 0 until READY. */
+  readonly createdTs: bigint;
+  readonly create: DdlOrigin;
+  /** Set once a drop started. */
+  readonly drop?: DdlOrigin;
+}
+
+export interface NodeRecord {
+  readonly id: string;
+  readonly roles: readonly NodeRole[];
+  readonly address: string;
+  readonly registeredAtMs: number;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder("utf-8", { fatal: true });
+
+interface CollectionJson {
+  v: 1;
+  state: CollectionPhase;
+  uid: string;
+  spec: string;
+  shards: { shard: number; partition: number; replicas: string[] }[];
+  createdTs: string;
+  create: DdlOrigin;
+  drop?: DdlOrigin;
+}
+
+export function encodeCollection(r: CollectionRecord): Uint8Array {
+  const json: CollectionJson = {
+    v: 1,
+    state: r.state,
+    uid: r.uid,
+    spec: Buffer.from(toBinary(CollectionSchema, r.spec)).toString("base64"),
+    shards: r.shards.map((s) => ({ shard: s.shard, partition: s.partition, replicas: [...s.replicas] })),
+    createdTs: r.createdTs.toString(),
+    create: { requestId: r.create.requestId, principal: r.create.principal },
+    ...(r.drop ? { drop: { requestId: r.drop.requestId, principal: r.drop.principal } } : {}),
+  };
+  return enc.encode(JSON.stringify(json));
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function origin(v: unknown): DdlOrigin | undefined {
+  if (!isRecord(v) || typeof v.requestId !== "string" || typeof v.principal !== "string") return undefined;
+  return { requestId: v.requestId, principal: v.principal };
+}
+
+function isNat(v: unknown): v is number {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** Decodes a collection record; a malformed one is DataLoss (the catalog is the source of truth). */
+export function decodeCollection(key: string, value: Uint8Array): CollectionRecord {
+  const bad = (why: string): never => {
+    throw new DataLossError(`catalog record ${key} is malformed: ${why}`);
+  };
+  let j: unknown;
+  try {
+    j = JSON.parse(dec.decode(value));
+  } catch (e) {
+    return bad(e instanceof Error ? e.message : String(e));
+  }
+  if (!isRecord(j) || j.v !== 1) return bad("not a version 1 record");
+  if (j.state !== "creating" && j.state !== "ready" && j.state !== "dropping") return bad(`unknown state ${String(j.state)}`);
+  if (typeof j.uid !== "string" || j.uid === "") return bad("no uid");
+  if (typeof j.spec !== "string") return bad("no spec");
+  if (typeof j.createdTs !== "string" || !/^[0-9]+$/.test(j.createdTs)) return bad("bad createdTs");
+  const create = origin(j.create);
+  if (!create) return bad("bad create origin");
+  const drop = j.drop === undefined ? undefined : origin(j.drop);
+  if (j.drop !== undefined && !drop) return bad("bad drop origin");
+  if (!Array.isArray(j.shards)) return bad("no shards");
+  const shards: PlacedShard[] = j.shards.map((s: unknown, i) => {
+    if (!isRecord(s) || !isNat(s.shard) || !isNat(s.partition) || !Array.isArray(s.replicas) || !s.replicas.every((r) => typeof r === "string")) {
+      return bad(`shards[${i}] is malformed`);
+    }
+    return { shard: s.shard, partition: s.partition, replicas: s.replicas };
+  });
+  let spec: Collection;
+  try {
+    spec = fromBinary(CollectionSchema, Buffer.from(j.spec, "base64"));
+  } catch (e) {
+    return bad(`spec: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return { state: j.state, uid: j.uid, spec, shards, createdTs: BigInt(j.createdTs), create, ...(drop ? { drop } : {}) };
+}
+
+interface NodeJson {
+  v: 1;
+  id: string;
+  roles: string[];
+  address: string;
+  registeredAtMs: number;
+}
+
+export function encodeNode(n: NodeRecord): Uint8Array {
+  const json: NodeJson = { v: 1, id: n.id, roles: n.roles.map((r) => NodeRole[r]), address: n.address, registeredAtMs: n.registeredAtMs };
+  return enc.encode(JSON.stringify(json));
+}
+
+export function decodeNode(key: string, value: Uint8Array): NodeRecord {
+  const bad = (why: string): never => {
+    throw new DataLossError(`node record ${key} is malformed: ${why}`);
+  };
+  let j: unknown;
+  try {
+    j = JSON.parse(dec.decode(value));
+  } catch (e) {
+    return bad(e instanceof Error ? e.message : String(e));
+  }
+  if (!isRecord(j) || j.v !== 1 || typeof j.id !== "string" || typeof j.address !== "string" || !isNat(j.registeredAtMs)) return bad("not a version 1 record");
+  if (!Array.isArray(j.roles)) return bad("no roles");
+  const roles = j.roles.map((r: unknown) => {
+    const role = typeof r === "string" ? (NodeRole as unknown as Record<string, unknown>)[r] : undefined;
+    return typeof role === "number" ? role : bad(`unknown role ${String(r)}`);
+  });
+  return { id: j.id, roles, address: j.address, registeredAtMs: j.registeredAtMs };
+}
+
+export interface ClusterRecord {
+  readonly partitions: number;
+}
+
+export function encodeCluster(c: ClusterRecord): Uint8Array {
+  return enc.encode(JSON.stringify({ v: 1, partitions: c.partitions }));
+}
+
+export function decodeCluster(key: string, value: Uint8Array): ClusterRecord {
+  let j: unknown;
+  try {
+    j = JSON.parse(dec.decode(value));
+  } catch {
+    // Unparseable is reported below, with the same message as any other malformed record.
+    j = undefined;
+  }
+  if (!isRecord(j) || j.v !== 1 || !isNat(j.partitions) || j.partitions < 1) throw new DataLossError(`cluster record ${key} is malformed`);
+  return { partitions: j.partitions };
+}
+
+export const EMPTY = new Uint8Array(0);

@@ -1,0 +1,121 @@
+// start(config, deps): the meta-manager as a value, so that tests and the standalone
+// process can run it in-process, and main.ts stays a thin composition root.
+import { join } from "node:path";
+import type { Registry } from "prom-client";
+import { createClient, type Client } from "@connectrpc/connect";
+import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
+import { createMetrics, startRpcServer, type Logger, type RpcServer } from "@vecraft/common";
+import { JournalService } from "@vecraft/rpc";
+import { Catalog } from "./catalog.js";
+import type { MetaConfig } from "./config.js";
+import { journalDdl } from "./ddl.js";
+import { createMetaServiceImpl } from "./meta-service.js";
+import { createMetaMetrics } from "./metrics.js";
+import { metaRoutes } from "./routes.js";
+import type { Clock } from "./store/clock.js";
+import { EmbeddedMetaStore } from "./store/embedded-meta-store.js";
+import type { MetaStore } from "./store/meta-store.js";
+
+export interface MetaDeps {
+  readonly logger: Logger;
+  /** One registry per process; a fresh one when absent. */
+  readonly registry?: Registry;
+  /** The journal DDL entries are appended to; a gRPC client to `config.journalUrl` when absent. */
+  readonly journal?: Client<typeof JournalService>;
+  /** The store; the embedded one at <data-dir>/meta/meta.sqlite when absent. A store passed in is not closed by stop(). */
+  readonly store?: MetaStore;
+  /** Clock of the embedded store (lease expiry); the system clock when absent. */
+  readonly clock?: Clock;
+}
+
+export interface RunningMeta {
+  readonly catalog: Catalog;
+  readonly server: RpcServer;
+  readonly url: string;
+  /** Graceful stop: end watch streams, stop accepting, drain, stop the catalog, close the store. */
+  stop(): Promise<void>;
+}
+
+export async function start(config: MetaConfig, deps: MetaDeps): Promise<RunningMeta> {
+  const { logger } = deps;
+  const registry = deps.registry ?? createMetrics();
+  const metrics = createMetaMetrics(registry);
+  let store: MetaStore;
+  let ownedStore: EmbeddedMetaStore | undefined;
+  if (deps.store !== undefined) {
+    store = deps.store;
+  } else {
+    ownedStore = EmbeddedMetaStore.open({
+      path: join(config.dataDir, "meta", "meta.sqlite"),
+      historyRevisions: config.historyRevisions,
+      logger: logger.child({ component: "meta-store" }),
+      ...(deps.clock ? { clock: deps.clock } : {}),
+    });
+    store = ownedStore;
+  }
+  const sessions = deps.journal === undefined ? new Http2SessionManager(config.journalUrl) : undefined;
+  const journal =
+    deps.journal ?? createClient(JournalService, createGrpcTransport({ baseUrl: config.journalUrl, ...(sessions ? { sessionManager: sessions } : {}) }));
+  const release = async (): Promise<void> => {
+    sessions?.abort();
+    await ownedStore?.close();
+  };
+
+  let catalog: Catalog;
+  try {
+    catalog = await Catalog.open({
+      store,
+      journal: journalDdl(journal, { attemptTimeoutMs: config.ddlAttemptTimeoutMs }),
+      partitions: config.partitions,
+      journalAddress: config.journalUrl,
+      logger,
+      defaultNodeLeaseTtlMs: config.nodeLeaseTtlMs,
+      maxCollections: config.maxCollections,
+      maxNodes: config.maxNodes,
+      maxWatchStreams: config.maxWatchStreams,
+      watchCoalesceMs: config.watchCoalesceMs,
+      ddlRetryBudgetMs: config.ddlRetryBudgetMs,
+      reconcileIntervalMs: config.reconcileIntervalMs,
+      observer: metrics.observer,
+    });
+  } catch (e) {
+    await release();
+    throw e;
+  }
+  metrics.bind(catalog);
+
+  let server: RpcServer;
+  try {
+    server = await startRpcServer({
+      routes: metaRoutes(createMetaServiceImpl(catalog)),
+      host: config.host,
+      port: config.port,
+      logger,
+      registry,
+      ready: () => catalog.ready,
+      readMaxBytes: config.readMaxBytes,
+    });
+  } catch (e) {
+    await catalog.close();
+    await release();
+    throw e;
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    catalog,
+    server,
+    url: server.url,
+    stop() {
+      stopping ??= (async () => {
+        // Watch streams never end by themselves; end them first so the drain below only
+        // waits for unary calls.
+        catalog.endWatchStreams();
+        await server.close(config.shutdownGraceMs);
+        await catalog.close();
+        await release();
+      })();
+      return stopping;
+    },
+  };
+}
