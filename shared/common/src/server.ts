@@ -57,6 +57,12 @@ export interface RpcServerOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Maps errors thrown by handlers; default `toConnectError`. */
   mapError?: (e: unknown) => ConnectError;
+  /**
+   * Options of the JSON codec (Connect JSON and gRPC-Web/JSON), e.g.
+   * `{ useProtoFieldName: true }` for snake_case field names in responses. Requests are
+   * parsed with both the JSON and the proto names either way.
+   */
+  jsonOptions?: ConnectNodeAdapterOptions["jsonOptions"];
   /** Aborts the start (binding the port). */
   signal?: AbortSignal;
 }
@@ -214,6 +220,7 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     writeMaxBytes: options.writeMaxBytes ?? DEFAULT_WRITE_MAX_BYTES,
     shutdownSignal: shutdown.signal,
     fallback: endpoints,
+    ...(options.jsonOptions !== undefined ? { jsonOptions: options.jsonOptions } : {}),
   });
 
   const requestDone = (socket: net.Socket | undefined): void => {

@@ -1,0 +1,80 @@
+// GetClusterStatus: a snapshot assembled from the catalog (nodes, shard placement), the
+// journal (partitions) and every storage node's own report (shard replicas). Not atomic
+// across nodes; a node that does not answer shows as not serving.
+import { create } from "@bufbuild/protobuf";
+import type { Client } from "@connectrpc/connect";
+import { decode } from "@vecraft/hlc";
+import {
+  NodeStatusSchema,
+  PartitionStatusSchema,
+  ShardReplicaStatusSchema,
+  type GetClusterStatusResponse,
+  type JournalService,
+  type ShardReplicaStatus,
+} from "@vecraft/rpc";
+import type { CatalogCache } from "./catalog.js";
+import { callOptions, downstream, type Scope } from "./scope.js";
+import { fetchStorageStatuses, type StatusFetcherDeps } from "./storage.js";
+
+export interface ClusterDeps {
+  readonly journal: Client<typeof JournalService>;
+  readonly catalog: CatalogCache;
+  readonly statuses: StatusFetcherDeps;
+  readonly downstreamTimeoutMs: number;
+}
+
+type Init<T> = Omit<T, "$typeName" | "$unknown">;
+
+export async function clusterStatus(deps: ClusterDeps, scope: Scope): Promise<Init<GetClusterStatusResponse>> {
+  const [catalog, journal] = await Promise.all([
+    downstream("meta-manager", () => deps.catalog.refreshAfterNow(scope.signal)),
+    downstream("journal", () => deps.journal.getPartitions({}, callOptions(scope, deps.downstreamTimeoutMs))),
+  ]);
+  const collections = deps.catalog.collections();
+  const replicaNodes = collections.flatMap((c) => c.entry.shards.flatMap((p) => p.replicas));
+  const statuses = await fetchStorageStatuses(deps.statuses, replicaNodes, scope);
+  const partitions = new Map(journal.partitions.map((p) => [p.partition, p]));
+  const shardReplicas: ShardReplicaStatus[] = [];
+  for (const c of collections) {
+    for (const placement of [...c.entry.shards].sort((a, b) => a.shard - b.shard)) {
+      const part = partitions.get(placement.partition);
+      for (const node of placement.replicas) {
+        const status = statuses.get(node);
+        const state = status?.shards.find((s) => s.collection === c.spec.name && s.shard === placement.shard);
+        const appliedOffset = state?.applied?.offset ?? 0n;
+        const appliedTs = state?.applied?.ts ?? 0n;
+        const commit = part?.commitOffset ?? 0n;
+        const closedMs = part !== undefined ? decode(part.closedTs).wallMs : 0;
+        const appliedMs = appliedTs > 0n ? decode(appliedTs).wallMs : 0;
+        shardReplicas.push(
+          create(ShardReplicaStatusSchema, {
+            collection: c.spec.name,
+            shard: placement.shard,
+            partition: placement.partition,
+            node,
+            appliedOffset,
+            appliedTs,
+            lag: commit > appliedOffset ? commit - appliedOffset : 0n,
+            lagMs: BigInt(Math.max(0, appliedTs > 0n ? closedMs - appliedMs : 0)),
+            serving: state !== undefined && (deps.catalog.node(node)?.alive ?? false),
+          }),
+        );
+      }
+    }
+  }
+  return {
+    nodes: catalog.nodes.map((n) => create(NodeStatusSchema, { id: n.id, roles: n.roles, address: n.address, alive: n.alive })),
+    partitions: journal.partitions.map((p) =>
+      create(PartitionStatusSchema, {
+        partition: p.partition,
+        // One journal replica per partition today: the node that answered leads it.
+        leader: p.serving ? journal.nodeId : "",
+        epoch: p.epoch,
+        commitOffset: p.commitOffset,
+        closedTs: p.closedTs,
+        replicas: journal.nodeId !== "" ? [journal.nodeId] : [],
+      }),
+    ),
+    shardReplicas,
+  };
+}
