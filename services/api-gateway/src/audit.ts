@@ -70,12 +70,18 @@ function operationType(e: { type: EntryType }, ddlOp: DdlOp | undefined): Operat
 export class Audit {
   constructor(private readonly deps: AuditDeps) {}
 
-  /** A read timestamp for the audit index (0 for EVENTUAL, which promises nothing). */
+  /**
+   * A read timestamp for the audit index (0 for EVENTUAL, which promises nothing): the
+   * smallest of the partitions' barrier positions. A barrier lands after every entry
+   * acknowledged before this call, so the answer includes the caller's own writes (the
+   * partitions' last closed ts could still be older than a write just acknowledged on
+   * another partition), and nothing committed later can have a smaller ts.
+   */
   async #readTs(level: Consistency, scope: Scope): Promise<bigint> {
     if (level === Consistency.EVENTUAL) return 0n;
-    const res = await downstream("journal", () => this.deps.journal.getPartitions({}, callOptions(scope, this.deps.downstreamTimeoutMs)));
+    const res = await downstream("journal", () => this.deps.journal.barrier({}, callOptions(scope, this.deps.downstreamTimeoutMs)));
     let min: bigint | undefined;
-    for (const p of res.partitions) if (min === undefined || p.closedTs < min) min = p.closedTs;
+    for (const p of res.positions) if (min === undefined || p.ts < min) min = p.ts;
     return min ?? 0n;
   }
 
