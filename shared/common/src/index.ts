@@ -89,3 +89,6 @@ export {
   DEFAULT_MAX_CONNECTIONS,
 } from "./server.js";
 export type { RpcServer, RpcServerOptions } from "./server.js";
+
+export { runService } from "./main.js";
+export type { ServiceMain } from "./main.js";
