@@ -187,6 +187,10 @@ describe("bad input is rejected before anything is journaled", () => {
       expect(res.status, `${method} ${JSON.stringify(body).slice(0, 120)}`).toBe(status);
       expect(String(res.body.message), `${method} ${JSON.stringify(body).slice(0, 120)}`).toMatch(message);
     }
+    // A typo in a field name is an error, not silently dropped data.
+    const typo = await v.json("Upsert", { collection: "strict", records: [{ id: "t", vector: [1, 0, 0], metdata: { year: 1 } }] });
+    expect(typo.status).toBe(400);
+    expect(String(typo.body.message)).toMatch(/metdata/);
     const malformed = await v.json("Upsert", '{"collection": "strict", "records": [');
     expect(malformed.status).toBe(400);
     const huge = await v.json("Upsert", { collection: "strict", records: Array.from({ length: 5000 }, (_, i) => ({ id: `h${i}`, vector: [1, 0, 0] })) });
@@ -194,5 +198,16 @@ describe("bad input is rejected before anything is journaled", () => {
     expect(String(huge.body.message)).toMatch(/records|too large|exceeds|limit/i);
     const after = (await v.client.listOperations({ collection: "strict" })).operations.length;
     expect(after).toBe(before);
+    // A request id reused for different content is not a retry: ALREADY_EXISTS, nothing written.
+    await v.client.upsert({ collection: "strict", requestId: "load-1", records: [{ id: "p", vector: [1, 0, 0] }] });
+    const reused = await v.json("Upsert", { collection: "strict", request_id: "load-1", records: [{ id: "p", vector: [0, 1, 0] }] });
+    expect(reused.status).toBe(409);
+    expect(String(reused.body.message)).toMatch(/request_id/);
+    const same = await v.client.get({ collection: "strict", ids: ["p"], consistency: { level: Consistency.STRONG } });
+    expect(same.records[0]!.vector).toEqual([1, 0, 0]);
+    // So is a create retried under the same request id with another spec.
+    await v.client.createCollection({ name: "once", dimension: 3, metric: Metric.COSINE, requestId: "create-once" });
+    const again = await v.json("CreateCollection", { name: "once", dimension: 4, metric: "METRIC_L2", request_id: "create-once" });
+    expect(again.status).toBe(409);
   });
 });

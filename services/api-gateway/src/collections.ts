@@ -3,9 +3,9 @@
 // gateway passes); the gateway validates, forwards, and keeps its catalog cache in step
 // with what it just changed.
 import { randomUUID } from "node:crypto";
-import { create } from "@bufbuild/protobuf";
+import { create, equals } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
-import { InternalError, NotFoundError, type Logger } from "@vecraft/common";
+import { AlreadyExistsError, InternalError, NotFoundError, type Logger } from "@vecraft/common";
 import { specToProto, validateCollectionSpec } from "@vecraft/model";
 import {
   CollectionSchema,
@@ -66,6 +66,12 @@ export class Collections {
         // A retry of a create that succeeded: the journal's DDL entry carries the request id.
         if (await this.#wasDone(requestId, spec.name, DdlOp.CREATE_COLLECTION, scope)) {
           const existing = await this.deps.catalog.collection(spec.name, scope.signal);
+          // The same request id with another spec is a different request, not a retry.
+          if (!equals(CollectionSchema, specToProto(existing.spec), specToProto(spec))) {
+            throw new AlreadyExistsError(`collection ${JSON.stringify(spec.name)} already exists with a different spec; request_id ${JSON.stringify(requestId)} created it`, {
+              details: { field: "request_id" },
+            });
+          }
           return { collection: publicCollection(existing.entry) };
         }
       }

@@ -46,6 +46,17 @@ function readTsOf(read: ResolvedRead | undefined): bigint {
   return read?.readTs ?? 0n;
 }
 
+/**
+ * The session token after a read: the replicas may have applied writes past read_ts, and
+ * the answer may show them, so the token covers what was observed (monotonic reads even
+ * when the next read lands on another replica).
+ */
+function observedOf(read: ResolvedRead | undefined): bigint {
+  const r = read?.readTs ?? 0n;
+  const o = read?.observedTs ?? 0n;
+  return o > r ? o : r;
+}
+
 /** The filter as JSON text for the query processor; "" for none (or {}). */
 function filterJson(filter: JsonObject | undefined): string {
   return filter === undefined || Object.keys(filter).length === 0 ? "" : JSON.stringify(filter);
@@ -99,7 +110,7 @@ export class Reader {
         });
       }),
       readTs,
-      sessionToken: nextSessionToken(token, readTs),
+      sessionToken: nextSessionToken(token, observedOf(res.read)),
       missingShards: res.missingShards,
     };
   }
@@ -122,7 +133,7 @@ export class Reader {
       else records.push(toVectorRecord(r));
     }
     const readTs = readTsOf(res.read);
-    return { records, readTs, sessionToken: nextSessionToken(token, readTs), missingIds };
+    return { records, readTs, sessionToken: nextSessionToken(token, observedOf(res.read)), missingIds };
   }
 
   async query(req: QueryRequest, scope: Scope): Promise<Init<QueryResponse>> {
@@ -167,7 +178,7 @@ export class Reader {
       records: res.records.map((r) => toVectorRecord(r)),
       nextPageToken,
       readTs,
-      sessionToken: nextSessionToken(resolved.token, readTs),
+      sessionToken: nextSessionToken(resolved.token, observedOf(res.read)),
     };
   }
 }

@@ -140,7 +140,8 @@ export async function start(config: GatewayConfig, deps: GatewayDeps): Promise<R
       // Responses may carry up to maxBatchRecords vectors (Get, Search with vectors).
       writeMaxBytes: Math.max(config.maxRequestBytes, 64 * 1024 * 1024),
       // API.md's names: snake_case in JSON responses (requests accept both spellings).
-      jsonOptions: { useProtoFieldName: true },
+      // Unknown fields and enum names are errors: a typo ("metdata") must not be dropped silently.
+      jsonOptions: { useProtoFieldName: true, ignoreUnknownFields: false },
       ...(tls !== undefined ? { tls } : {}),
     });
   } catch (e) {

@@ -175,7 +175,12 @@ export class Writer {
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
     if (failed !== undefined) {
       const written = [...byPartition.keys()].filter((_, i) => settled[i]?.status === "fulfilled");
-      log.warn("write failed; retry with the same request_id to complete it", { writtenPartitions: written, error: failed.reason });
+      const code = failed.reason instanceof ConnectError ? failed.reason.code : undefined;
+      if (written.length > 0 && (code === Code.Unavailable || code === Code.DeadlineExceeded)) {
+        log.warn("write partly journaled; a retry with the same request_id completes it", { writtenPartitions: written, error: failed.reason });
+      } else {
+        log.debug("write failed", { writtenPartitions: written, error: failed.reason });
+      }
       throw failed.reason;
     }
     const entries = settled.flatMap((s) => (s.status === "fulfilled" ? s.value : []));
@@ -228,7 +233,8 @@ export class Writer {
 
   /**
    * The journal answered from its deduplication table: make sure the original batch is
-   * this one (same collection, shards and ids), not another request that reused the id.
+   * this one (same collection, shards, ids, vectors and metadata), not another request
+   * that reused the id.
    */
   async #checkRetry(partition: number, res: AppendResponse, list: ShardPayload[], requestId: string, scope: Scope): Promise<void> {
     const read = await this.deps.journal
@@ -244,10 +250,11 @@ export class Writer {
         orig.collection === p.payload.collection &&
         orig.shard === p.payload.shard &&
         orig.requestId === requestId &&
-        sameList(
-          orig.upserts.map((u) => u.id),
-          p.payload.upserts.map((u) => u.id),
-        ) &&
+        orig.upserts.length === p.payload.upserts.length &&
+        orig.upserts.every((u, k) => {
+          const mine = p.payload.upserts[k];
+          return mine !== undefined && u.id === mine.id && u.metadataJson === mine.metadataJson && sameBytes(u.vectorF32, mine.vectorF32);
+        }) &&
         sameList(orig.deleteIds, p.payload.deleteIds);
       if (!same) {
         throw new AlreadyExistsError(`request_id was already used for a different batch (journal partition ${partition}); use a new request_id`, {
@@ -256,6 +263,10 @@ export class Writer {
       }
     });
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

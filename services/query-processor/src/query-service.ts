@@ -67,7 +67,7 @@ export function createQueryServiceImpl(engine: QueryEngine, metrics: QueryMetric
       const { values, missing } = settle(results, cc.shards.map((s) => s.shard), req.allowPartialResults);
       const hits: ShardHit[] = mergeHits(spec.metric, values.map((v) => v.hits), req.k);
       const readTs = resolved.level === Consistency.EVENTUAL ? minApplied(values.map((v) => v.applied?.ts ?? 0n)) : resolved.readTs;
-      return { hits, read: { level: resolved.level, readTs }, missingShards: missing };
+      return { hits, read: { level: resolved.level, readTs, observedTs: maxApplied(values.map((v) => v.applied?.ts ?? 0n)) }, missingShards: missing };
     },
 
     async get(req, ctx) {
@@ -97,7 +97,7 @@ export function createQueryServiceImpl(engine: QueryEngine, metrics: QueryMetric
         return r ? [r] : [];
       });
       const readTs = resolved.level === Consistency.EVENTUAL ? minApplied(values.map((v) => v.applied?.ts ?? 0n)) : resolved.readTs;
-      return { records, read: { level: resolved.level, readTs } };
+      return { records, read: { level: resolved.level, readTs, observedTs: maxApplied(values.map((v) => v.applied?.ts ?? 0n)) } };
     },
 
     async query(req, ctx) {
@@ -118,11 +118,15 @@ export function createQueryServiceImpl(engine: QueryEngine, metrics: QueryMetric
       const { values } = settle(results, cc.shards.map((s) => s.shard), false);
       const { records, hasMore } = mergePages(values.map((v) => v.records), req.limit);
       const readTs = resolved.level === Consistency.EVENTUAL ? minApplied(values.map((v) => v.applied?.ts ?? 0n)) : resolved.readTs;
-      return { records, hasMore, read: { level: resolved.level, readTs } };
+      return { records, hasMore, read: { level: resolved.level, readTs, observedTs: maxApplied(values.map((v) => v.applied?.ts ?? 0n)) } };
     },
   };
 }
 
 function minApplied(ts: bigint[]): bigint {
   return ts.length === 0 ? 0n : ts.reduce((m, t) => (t < m ? t : m));
+}
+
+function maxApplied(ts: bigint[]): bigint {
+  return ts.reduce((m, t) => (t > m ? t : m), 0n);
 }

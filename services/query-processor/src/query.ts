@@ -111,7 +111,7 @@ export class QueryEngine {
         this.logger.debug("replica failed; trying another", { shard: placement.shard, node, code: last.code, message: last.rawMessage });
       }
     }
-    throw new ConnectError(`shard ${placement.shard}: no replica could answer: ${last?.rawMessage ?? "unknown error"}`, last?.code ?? Code.Unavailable);
+    throw new ConnectError(`no replica could answer: ${last?.rawMessage ?? "unknown error"}`, last?.code ?? Code.Unavailable);
   }
 
   waitMs(timeoutMs: number | undefined): number {
