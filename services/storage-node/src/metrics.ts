@@ -46,6 +46,14 @@ export function createStorageMetrics(registry: Registry): StorageMetrics {
       this.set((node?.hostedShards() ?? []).reduce((n, s) => n + s.store.liveRecords, 0));
     },
   });
+  new Gauge({
+    name: "vecraft_storage_index_restore_rows",
+    help: "Rows replayed into shard indexes being restored (from a checkpoint or rebuilt from SQLite); 0 when none is.",
+    registers: [registry],
+    collect() {
+      this.set((node?.restoreProgress() ?? []).reduce((n, r) => n + r.rows, 0));
+    },
+  });
   return {
     searchSeconds,
     bind(n) {

@@ -67,9 +67,12 @@ export class StorageNode {
   private readonly shards = new Map<string, Shard>();
   private readonly followers = new Map<number, Follower>();
   private readonly writesSinceCheckpoint = new Map<string, number>();
+  /** Shards whose index is being restored, and how many rows have been replayed so far. */
+  private readonly restoring = new Map<string, number>();
   private readonly stop = new AbortController();
   private loops: Promise<void>[] = [];
   private readonly registry: Database.Database;
+  private isStarted = false;
 
   private constructor(private readonly opts: StorageNodeOptions) {
     mkdirSync(join(opts.dataDir, "storage"), { recursive: true });
@@ -81,21 +84,38 @@ export class StorageNode {
     this.registry.defaultSafeIntegers(true);
   }
 
-  /** Opens every registered shard (restoring its index), then starts following the journal. */
+  /** Creates the node and starts it (tests; services use create + start). */
   static async open(opts: StorageNodeOptions): Promise<StorageNode> {
-    const node = new StorageNode(opts);
-    const rows = node.registry.prepare<[], { collection: string; shard: bigint; partition: bigint; spec: Buffer; dir: string }>("SELECT * FROM shards").all();
-    for (const r of rows) {
-      const spec = shardSpecFrom(fromBinary(CollectionSchema, r.spec));
-      await node.openShard(r.collection, Number(r.shard), Number(r.partition), spec, r.dir);
-    }
-    for (const p of opts.partitions) {
-      const c = node.registry.prepare<[number], { offset: bigint; ts: bigint }>("SELECT offset, ts FROM cursors WHERE partition = ?").get(p);
-      const position = { offset: c ? Number(c.offset) : 0, ts: c?.ts ?? 0n };
-      node.followers.set(p, { partition: p, position, persisted: position.offset, persistedAtMs: Date.now(), listeners: new Set() });
-    }
-    for (const f of node.followers.values()) node.loops.push(node.follow(f));
+    const node = StorageNode.create(opts);
+    await node.start();
     return node;
+  }
+
+  /** A node that has not opened its shards yet (so metrics and the server can come up first). */
+  static create(opts: StorageNodeOptions): StorageNode {
+    return new StorageNode(opts);
+  }
+
+  /** True once every registered shard is open and the journal is being followed. */
+  get started(): boolean {
+    return this.isStarted;
+  }
+
+  /** Opens every registered shard (restoring its index), then starts following the journal. */
+  async start(): Promise<void> {
+    const rows = this.registry.prepare<[], { collection: string; shard: bigint; partition: bigint; spec: Buffer; dir: string }>("SELECT * FROM shards").all();
+    for (const r of rows) {
+      if (this.stop.signal.aborted) return;
+      const spec = shardSpecFrom(fromBinary(CollectionSchema, r.spec));
+      await this.openShard(r.collection, Number(r.shard), Number(r.partition), spec, r.dir);
+    }
+    for (const p of this.opts.partitions) {
+      const c = this.registry.prepare<[number], { offset: bigint; ts: bigint }>("SELECT offset, ts FROM cursors WHERE partition = ?").get(p);
+      const position = { offset: c ? Number(c.offset) : 0, ts: c?.ts ?? 0n };
+      this.followers.set(p, { partition: p, position, persisted: position.offset, persistedAtMs: Date.now(), listeners: new Set() });
+    }
+    for (const f of this.followers.values()) this.loops.push(this.follow(f));
+    this.isStarted = true;
   }
 
   get nodeId(): string {
@@ -111,6 +131,11 @@ export class StorageNode {
 
   hostedShards(): Shard[] {
     return [...this.shards.values()];
+  }
+
+  /** Rows replayed so far per shard whose index is being restored (startup, rebuilds). */
+  restoreProgress(): { shard: string; rows: number }[] {
+    return [...this.restoring].map(([shard, rows]) => ({ shard, rows }));
   }
 
   position(partition: number): Position {
@@ -273,7 +298,18 @@ export class StorageNode {
     const store = ShardStore.open(join(dir, "shard.sqlite"));
     store.ensureFieldIndexes(indexedFieldExpressions(spec.collection));
     const index = new VectorIndex(spec.params);
-    const how = await index.restore(join(dir, "index.usearch"), store);
+    const key = shardKey(collection, shard);
+    let lastLogged = 0;
+    this.restoring.set(key, 0);
+    const how = await index
+      .restore(join(dir, "index.usearch"), store, (done) => {
+        this.restoring.set(key, done);
+        if (done - lastLogged >= 10_000) {
+          lastLogged = done;
+          this.opts.logger.info("restoring shard index", { collection, shard, rowsReplayed: done, records: store.liveRecords });
+        }
+      })
+      .finally(() => this.restoring.delete(key));
     this.opts.logger.info("shard opened", { collection, shard, partition, index: how, records: store.liveRecords, appliedOffset: store.appliedOffset });
     this.shards.set(shardKey(collection, shard), new Shard(collection, shard, partition, spec, store, index, { exactThreshold: this.opts.exactThreshold }));
   }

@@ -2,7 +2,7 @@
 import type { Registry } from "prom-client";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { createMetrics, startRpcServer, type Logger, type RpcServer } from "@vecraft/common";
+import { createMetrics, startRpcServer, UnavailableError, type Logger, type RpcServer } from "@vecraft/common";
 import { JournalService, MetaService, NodeRole } from "@vecraft/rpc";
 import { keepRegistered, type Registration } from "./registration.js";
 import type { StorageConfig } from "./config.js";
@@ -40,7 +40,7 @@ export async function start(config: StorageConfig, deps: StorageDeps): Promise<R
     const status = await journal.getPartitions({}, { timeoutMs: 30_000 });
     partitions = status.partitions.map((p) => p.partition);
   }
-  const node = await StorageNode.open({
+  const node = StorageNode.create({
     dataDir: config.dataDir,
     nodeId: config.nodeId,
     partitions,
@@ -52,11 +52,25 @@ export async function start(config: StorageConfig, deps: StorageDeps): Promise<R
     subscribeBatchEntries: config.subscribeBatchEntries,
   });
   metrics.bind(node);
-  const impl = createStorageServiceImpl(node, createFilterCompiler(), { defaultWaitMs: config.defaultWaitMs, maxWaitMs: config.maxWaitMs }, metrics);
+  // Serve /metrics and /readyz while shard indexes are restored (a rebuild of a large
+  // shard takes a while and its progress is in vecraft_storage_index_restore_rows);
+  // reads answer UNAVAILABLE until the node has started.
+  const nodeOf = (): StorageNode => {
+    if (!node.started) throw new UnavailableError(`storage node ${config.nodeId} is starting: restoring shard indexes`);
+    return node;
+  };
+  const impl = createStorageServiceImpl(nodeOf, createFilterCompiler(), { defaultWaitMs: config.defaultWaitMs, maxWaitMs: config.maxWaitMs }, metrics);
   let server: RpcServer;
   try {
-    server = await startRpcServer({ routes: storageRoutes(impl), host: config.host, port: config.port, logger, registry, ready: () => true });
+    server = await startRpcServer({ routes: storageRoutes(impl), host: config.host, port: config.port, logger, registry, ready: () => node.started });
   } catch (e) {
+    await node.close();
+    throw e;
+  }
+  try {
+    await node.start();
+  } catch (e) {
+    await server.close(0);
     await node.close();
     throw e;
   }

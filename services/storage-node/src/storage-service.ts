@@ -47,8 +47,9 @@ function stored(row: StoredRow, withVector = true, withMetadata = true): Message
   };
 }
 
-export function createStorageServiceImpl(node: StorageNode, compile: FilterCompiler, limits: StorageLimits, metrics: StorageMetrics): ServiceImpl<typeof StorageService> {
+export function createStorageServiceImpl(nodeOf: () => StorageNode, compile: FilterCompiler, limits: StorageLimits, metrics: StorageMetrics): ServiceImpl<typeof StorageService> {
   const wait = async (shard: Shard, read: ReadTarget | undefined, ctx: HandlerContext): Promise<Position> => {
+    const node = nodeOf();
     const waitMs = Math.min(read?.waitMs || limits.defaultWaitMs, limits.maxWaitMs, ctx.timeoutMs() ?? Number.MAX_SAFE_INTEGER);
     return node.waitFor(shard.partition, { minOffset: Number(read?.minOffset ?? 0n), minTs: read?.minTs ?? 0n }, waitMs, ctx.signal);
   };
@@ -56,6 +57,7 @@ export function createStorageServiceImpl(node: StorageNode, compile: FilterCompi
 
   return {
     async searchShard(req, ctx) {
+      const node = nodeOf();
       const shard = node.shard(req.collection, req.shard);
       if (req.k < 1 || req.k > 1000) throw new InvalidArgumentError(`k: must be between 1 and 1000, got ${req.k}`);
       const query = vectorOf(req.vectorF32, shard);
@@ -77,6 +79,7 @@ export function createStorageServiceImpl(node: StorageNode, compile: FilterCompi
     },
 
     async getShardRecords(req, ctx) {
+      const node = nodeOf();
       const shard = node.shard(req.collection, req.shard);
       if (req.ids.length > 1000) throw new InvalidArgumentError(`ids: at most 1000 per request, got ${req.ids.length}`);
       const pos = await wait(shard, req.read, ctx);
@@ -89,6 +92,7 @@ export function createStorageServiceImpl(node: StorageNode, compile: FilterCompi
     },
 
     async queryShard(req, ctx) {
+      const node = nodeOf();
       const shard = node.shard(req.collection, req.shard);
       if (req.limit < 1 || req.limit > 1000) throw new InvalidArgumentError(`limit: must be between 1 and 1000, got ${req.limit}`);
       const filter = filterOf(shard, req.filterJson);
@@ -97,6 +101,7 @@ export function createStorageServiceImpl(node: StorageNode, compile: FilterCompi
     },
 
     getStorageStatus() {
+      const node = nodeOf();
       return {
         node: node.nodeId,
         shards: node.hostedShards().map((s) => {

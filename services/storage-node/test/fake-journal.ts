@@ -3,6 +3,8 @@
 // real journal process.)
 import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { createClient, createRouterTransport, type Client } from "@connectrpc/connect";
+import type {
+  FieldType} from "@vecraft/rpc";
 import {
   CollectionSchema,
   DataPayloadSchema,
@@ -37,7 +39,11 @@ export class FakeJournal {
     return this.append(partition, { type: EntryType.TICK });
   }
 
-  createCollection(partition: number, spec: { name: string; dimension: number; shards?: number; metric?: Metric }, shards: number[]): JournalEntry {
+  createCollection(
+    partition: number,
+    spec: { name: string; dimension: number; shards?: number; metric?: Metric; fields?: { name: string; type: FieldType; indexed: boolean }[] },
+    shards: number[],
+  ): JournalEntry {
     const collection = create(CollectionSchema, { metric: Metric.COSINE, shards: shards.length, hnsw: { m: 16, efConstruction: 128, efSearch: 64 }, ...spec });
     return this.append(partition, {
       type: EntryType.DDL,
