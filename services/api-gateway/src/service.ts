@@ -55,6 +55,10 @@ function internalTransport(baseUrl: string): Transport {
     pingIntervalMs: 15_000,
     pingTimeoutMs: 10_000,
     idleConnectionTimeoutMs: 5 * 60_000,
+    // Node's default HTTP/2 session memory (10 MiB) makes the session refuse new streams
+    // (NGHTTP2_ENHANCE_YOUR_CALM) once a few large appends are queued on it; the
+    // benchmark hit it with 64 concurrent 100-entry appends.
+    nodeOptions: { maxSessionMemory: 128 },
   });
 }
 
