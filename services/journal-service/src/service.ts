@@ -66,6 +66,8 @@ export async function start(config: JournalConfig, deps: JournalDeps): Promise<R
   let server: RpcServer;
   try {
     server = await startRpcServer({
+      // Internal service on loopback: compression costs CPU and saves nothing.
+      compression: false,
       routes: journalRoutes(impl),
       host: config.host,
       port: config.port,

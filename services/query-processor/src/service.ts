@@ -62,7 +62,16 @@ export async function start(config: QueryConfig, deps: QueryDeps): Promise<Runni
   const impl = createQueryServiceImpl(engine, createQueryMetrics(registry));
   let server: RpcServer;
   try {
-    server = await startRpcServer({ routes: queryRoutes(impl), host: config.host, port: config.port, logger, registry, ready: () => catalog.current !== undefined });
+    server = await startRpcServer({
+      // Internal service on loopback: compression costs CPU and saves nothing.
+      compression: false,
+      routes: queryRoutes(impl),
+      host: config.host,
+      port: config.port,
+      logger,
+      registry,
+      ready: () => catalog.current !== undefined,
+    });
   } catch (e) {
     await catalog.close();
     throw e;

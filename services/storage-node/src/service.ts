@@ -62,7 +62,16 @@ export async function start(config: StorageConfig, deps: StorageDeps): Promise<R
   const impl = createStorageServiceImpl(nodeOf, createFilterCompiler(), { defaultWaitMs: config.defaultWaitMs, maxWaitMs: config.maxWaitMs }, metrics);
   let server: RpcServer;
   try {
-    server = await startRpcServer({ routes: storageRoutes(impl), host: config.host, port: config.port, logger, registry, ready: () => node.started });
+    server = await startRpcServer({
+      // Internal service on loopback: compression costs CPU and saves nothing.
+      compression: false,
+      routes: storageRoutes(impl),
+      host: config.host,
+      port: config.port,
+      logger,
+      registry,
+      ready: () => node.started,
+    });
   } catch (e) {
     await node.close();
     throw e;

@@ -84,8 +84,9 @@ export class Shard {
     const { k } = opts;
     const ef = Math.max(opts.ef || this.params.efSearch, k);
     if (!opts.filter) {
+      // HNSW ranks the candidates; only the best k are read from SQLite and re-scored.
       const { keys } = this.index.search(query, k, ef);
-      return this.scoreRows(query, this.store.getByKeys(keys)).slice(0, k);
+      return this.scoreRows(query, this.store.getByKeys(keys.slice(0, k)));
     }
     const { sql, params } = opts.filter;
     const matches = this.store.countMatching(sql, params, this.limits.exactThreshold);
@@ -99,7 +100,7 @@ export class Shard {
       const { keys } = this.index.search(query, want, want);
       const keep = this.store.keysMatching(keys, sql, params);
       const kept = keys.filter((key) => keep.has(key));
-      if (kept.length >= k) return this.scoreRows(query, this.store.getByKeys(kept)).slice(0, k);
+      if (kept.length >= k) return this.scoreRows(query, this.store.getByKeys(kept.slice(0, k)));
       if (want >= size) break;
       want = Math.min(size, want * 4);
     }

@@ -63,6 +63,12 @@ export interface RpcServerOptions {
    * parsed with both the JSON and the proto names either way.
    */
   jsonOptions?: ConnectNodeAdapterOptions["jsonOptions"];
+  /**
+   * Accept compressed requests and compress large responses (gzip, brotli). Default true;
+   * internal services turn it off: on loopback, compressing vectors and journal streams
+   * costs CPU and saves nothing.
+   */
+  compression?: boolean;
   /** Aborts the start (binding the port). */
   signal?: AbortSignal;
 }
@@ -221,6 +227,7 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     shutdownSignal: shutdown.signal,
     fallback: endpoints,
     ...(options.jsonOptions !== undefined ? { jsonOptions: options.jsonOptions } : {}),
+    ...(options.compression === false ? { acceptCompression: [] } : {}),
   });
 
   const requestDone = (socket: net.Socket | undefined): void => {
@@ -344,12 +351,7 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
 }
 
 /** Hands a plaintext connection to the HTTP/2 or the HTTP/1.1 server, by its first bytes. */
-function routeByPreface(
-  socket: net.Socket,
-  h1: http.Server,
-  h2: http2.Http2Server,
-  http1Active: Map<net.Socket, number>,
-): void {
+function routeByPreface(socket: net.Socket, h1: http.Server, h2: http2.Http2Server, http1Active: Map<net.Socket, number>): void {
   let buffered: Buffer = Buffer.alloc(0);
   const timer = setTimeout(() => socket.destroy(), PEEK_TIMEOUT_MS);
   timer.unref();
