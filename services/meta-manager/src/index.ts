@@ -10,6 +10,8 @@ export { Catalog } from "./catalog.js";
 export type { CatalogOptions, CatalogObserver, CollectionChange, NodeInput } from "./catalog.js";
 export { EmbeddedMetaStore } from "./store/embedded-meta-store.js";
 export type { EmbeddedMetaStoreOptions } from "./store/embedded-meta-store.js";
+export { EtcdMetaStore, etcdLeaseTtlSeconds } from "./store/etcd-meta-store.js";
+export type { EtcdMetaStoreOptions } from "./store/etcd-meta-store.js";
 export { LeaseNotFoundError, WatchCompactedError, WatchOverflowError, eventRevision, MAX_KEY_BYTES, MAX_VALUE_BYTES } from "./store/meta-store.js";
 export type {
   MetaStore,

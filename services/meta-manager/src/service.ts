@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Registry } from "prom-client";
 import { createClient, type Client } from "@connectrpc/connect";
 import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
-import { createMetrics, startRpcServer, type Logger, type RpcServer } from "@vecraft/common";
+import { InvalidArgumentError, createMetrics, startRpcServer, type Logger, type RpcServer } from "@vecraft/common";
 import { JournalService } from "@vecraft/rpc";
 import { Catalog } from "./catalog.js";
 import type { MetaConfig } from "./config.js";
@@ -14,6 +14,7 @@ import { createMetaMetrics } from "./metrics.js";
 import { metaRoutes } from "./routes.js";
 import type { Clock } from "./store/clock.js";
 import { EmbeddedMetaStore } from "./store/embedded-meta-store.js";
+import { EtcdMetaStore } from "./store/etcd-meta-store.js";
 import type { MetaStore } from "./store/meta-store.js";
 
 export interface MetaDeps {
@@ -41,9 +42,13 @@ export async function start(config: MetaConfig, deps: MetaDeps): Promise<Running
   const registry = deps.registry ?? createMetrics();
   const metrics = createMetaMetrics(registry);
   let store: MetaStore;
-  let ownedStore: EmbeddedMetaStore | undefined;
+  let ownedStore: MetaStore | undefined;
   if (deps.store !== undefined) {
     store = deps.store;
+  } else if (config.store === "etcd") {
+    if (config.etcdEndpoints.length === 0) throw new InvalidArgumentError("--store etcd needs --etcd-endpoints (e.g. http://127.0.0.1:2379)");
+    ownedStore = new EtcdMetaStore({ endpoints: config.etcdEndpoints, logger: logger.child({ component: "meta-store" }) });
+    store = ownedStore;
   } else {
     ownedStore = EmbeddedMetaStore.open({
       path: join(config.dataDir, "meta", "meta.sqlite"),

@@ -1,5 +1,5 @@
 // The MetaStore contract: one spec, run against every implementation (the embedded
-// SQLite store now, the etcd store when it lands). An implementation's test file calls
+// SQLite store and the etcd store). An implementation's test file calls
 // describeMetaStoreContract(name, makeHarness).
 import { afterEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
