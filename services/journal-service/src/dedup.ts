@@ -42,6 +42,8 @@ interface ProducerState {
   entries: number;
   /** The highest seq of any run dropped from the window (-1 if none). */
   forgottenMaxSeq: number;
+  /** The highest seq ever recorded for this epoch: a batch above it is new without a scan. */
+  maxSeq: number;
 }
 
 export type DedupVerdict = { kind: "new" } | { kind: "retry"; offsets: number[]; ts: bigint[]; durable: Promise<void> };
@@ -65,6 +67,8 @@ export class ProducerTable {
     if (producerEpoch < st.epoch) {
       throw new AbortedError(`producer ${producerId} epoch ${producerEpoch} is fenced: epoch ${st.epoch} has written since`);
     }
+    // The common case, a producer sending its next batch: nothing to scan.
+    if (firstSeq > st.maxSeq) return { kind: "new" };
     const lastSeq = firstSeq + count - 1;
     for (let i = st.runs.length - 1; i >= 0; i--) {
       const run = st.runs[i] as Run;
@@ -95,7 +99,8 @@ export class ProducerTable {
    */
   record(producerId: bigint, producerEpoch: number, firstSeq: number, firstOffset: number, ts: bigint[], durable: Promise<void>): void {
     let st = this.producers.get(producerId);
-    if (!st || producerEpoch > st.epoch) st = { epoch: producerEpoch, runs: [], entries: 0, forgottenMaxSeq: -1 };
+    if (!st || producerEpoch > st.epoch) st = { epoch: producerEpoch, runs: [], entries: 0, forgottenMaxSeq: -1, maxSeq: -1 };
+    st.maxSeq = Math.max(st.maxSeq, firstSeq + ts.length - 1);
     const last = st.runs[st.runs.length - 1];
     if (
       last &&
