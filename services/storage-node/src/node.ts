@@ -1,8 +1,8 @@
 // A storage node: the shard replicas it hosts, one journal subscription per partition it
 // follows, and the per-partition watermark (offset and ts of the last entry applied to
 // every hosted shard of that partition) that reads wait on.
-import { mkdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { fromBinary } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
@@ -290,6 +290,9 @@ export class StorageNode {
       this.shards.delete(s.key);
       this.registry.prepare("DELETE FROM shards WHERE collection = ? AND shard = ?").run(collection, s.shard);
       rmSync(s.store.dir, { recursive: true, force: true });
+      // The collection directory goes with its last shard.
+      const parent = dirname(s.store.dir);
+      if (readdirSync(parent).length === 0) rmSync(parent, { recursive: true, force: true });
       this.opts.logger.info("shard dropped", { collection, shard: s.shard, partition });
     }
   }

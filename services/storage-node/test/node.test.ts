@@ -194,5 +194,7 @@ describe("StorageNode", () => {
     await caughtUp(node, journal, 1);
     expect(node.hostedShards()).toHaveLength(0);
     expect(() => node.shard("c", 0)).toThrow(NotFoundError);
+    // Nothing of the dropped collection is left on disk.
+    expect((await readdir(join(dir, "storage"))).filter((d) => d.startsWith("c."))).toEqual([]);
   });
 });
