@@ -33,8 +33,11 @@ function toNumber(v: bigint, field: string): number {
   return Number(v);
 }
 
-export function toJournalEntry(partition: number, rec: DecodedRecord): JournalEntry {
-  const payload = decodePayload(rec);
+/**
+ * A committed record as a JournalEntry: with its payload decoded, or (`raw`) with the
+ * stored bytes as they are, for consumers that decode them themselves.
+ */
+export function toJournalEntry(partition: number, rec: DecodedRecord, raw = false): JournalEntry {
   return create(JournalEntrySchema, {
     partition,
     offset: BigInt(rec.offset),
@@ -44,7 +47,7 @@ export function toJournalEntry(partition: number, rec: DecodedRecord): JournalEn
     producerId: rec.producerId,
     producerEpoch: rec.producerEpoch,
     seq: BigInt(rec.seq),
-    payload: payload ?? { case: undefined },
+    ...(raw ? { payloadBytes: rec.payload } : { payload: decodePayload(rec) ?? { case: undefined } }),
   });
 }
 
@@ -134,7 +137,7 @@ export function createJournalServiceImpl(journal: Journal, metrics: JournalMetri
         next += recs.length;
         const kept = req.skipTicks ? recs.filter((r) => r.type !== (EntryType.TICK as number)) : recs;
         yield {
-          entries: kept.map((r) => toJournalEntry(req.partition, r)),
+          entries: kept.map((r) => toJournalEntry(req.partition, r, req.rawPayloads)),
           commitOffset: BigInt(part.commitOffset),
           closedTs: part.closedTs,
           nextOffset: BigInt(next),

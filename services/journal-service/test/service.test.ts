@@ -5,7 +5,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { decode } from "@vecraft/hlc";
-import { EntryType, JournalService, RecordOp } from "@vecraft/rpc";
+import { fromBinary } from "@bufbuild/protobuf";
+import { DataPayloadSchema, EntryType, JournalService, RecordOp } from "@vecraft/rpc";
 import { dataEntry, startJournal, tempDir, testConfig, type JournalClient } from "./helpers.js";
 import type { RunningJournal } from "../src/index.js";
 
@@ -195,6 +196,19 @@ describe("Subscribe", () => {
         expect(seen[i]!.offset).toBe(seen[i - 1]!.offset + 1);
         expect(seen[i]!.ts > seen[i - 1]!.ts).toBe(true);
       }
+    }
+  });
+
+  it("sends payloads as stored when asked for raw payloads", async () => {
+    const { client } = await setup({ tickIntervalMs: "0" });
+    await client.append({ partition: 0, entries: [dataEntry("c", ["a"], { requestId: "raw-1" })] });
+    for await (const msg of client.subscribe({ partition: 0, fromOffset: 2n, rawPayloads: true })) {
+      const e = msg.entries[0]!;
+      expect(e.payload.case).toBeUndefined();
+      const d = fromBinary(DataPayloadSchema, e.payloadBytes);
+      expect(d.requestId).toBe("raw-1");
+      expect(d.upserts[0]!.id).toBe("a");
+      break;
     }
   });
 

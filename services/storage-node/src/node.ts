@@ -7,7 +7,7 @@ import Database from "better-sqlite3";
 import { fromBinary } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import { abortableSleep, backoffDelays, DeadlineExceededError, NotFoundError, type Logger } from "@vecraft/common";
-import { CollectionSchema, DdlOp, EntryType, type JournalEntry, type JournalService } from "@vecraft/rpc";
+import { CollectionSchema, DataPayloadSchema, DdlOp, DdlPayloadSchema, EntryType, type DataPayload, type DdlPayload, type JournalEntry, type JournalService } from "@vecraft/rpc";
 import { Shard, shardKey } from "./shard.js";
 import { ShardStore, type ShardWrite } from "./shard-store.js";
 import { VectorIndex } from "./vector-index.js";
@@ -201,7 +201,7 @@ export class StorageNode {
     while (!signal.aborted) {
       try {
         const stream = this.opts.journal.subscribe(
-          { partition: f.partition, fromOffset: BigInt(f.position.offset + 1), maxBatchEntries: this.opts.subscribeBatchEntries },
+          { partition: f.partition, fromOffset: BigInt(f.position.offset + 1), maxBatchEntries: this.opts.subscribeBatchEntries, rawPayloads: true },
           { signal },
         );
         for await (const msg of stream) {
@@ -239,13 +239,14 @@ export class StorageNode {
       const offset = Number(e.offset);
       if (offset <= f.position.offset) continue;
       const here: Position = { offset, ts: e.ts };
-      if (e.type === EntryType.DDL && e.payload.case === "ddl") {
+      const payload = payloadOf(e);
+      if (payload?.case === "ddl") {
         await flush(last);
-        const ddl = e.payload.value;
+        const ddl = payload.value;
         if (ddl.op === DdlOp.CREATE_COLLECTION) await this.createShards(f.partition, offset, ddl.collection, ddl.shards, ddl.spec);
         else if (ddl.op === DdlOp.DROP_COLLECTION) this.dropShards(f.partition, ddl.collection);
-      } else if (e.type === EntryType.DATA && e.payload.case === "data") {
-        const d = e.payload.value;
+      } else if (payload?.case === "data") {
+        const d = payload.value;
         const shard = this.shards.get(shardKey(d.collection, d.shard));
         if (shard && shard.partition === f.partition && offset > shard.store.appliedOffset) {
           const list = pending.get(shard) ?? [];
@@ -336,6 +337,15 @@ export class StorageNode {
     f.persisted = f.position.offset;
     f.persistedAtMs = Date.now();
   }
+}
+
+/** The entry's payload, decoded here when the journal sent it raw (`raw_payloads`). */
+function payloadOf(e: JournalEntry): { case: "data"; value: DataPayload } | { case: "ddl"; value: DdlPayload } | undefined {
+  if (e.payload.case !== undefined) return e.payload;
+  if (e.payloadBytes.length === 0) return undefined;
+  if (e.type === EntryType.DATA) return { case: "data", value: fromBinary(DataPayloadSchema, e.payloadBytes) };
+  if (e.type === EntryType.DDL) return { case: "ddl", value: fromBinary(DdlPayloadSchema, e.payloadBytes) };
+  return undefined;
 }
 
 function toVector(bytes: Uint8Array): Float32Array {
