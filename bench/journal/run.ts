@@ -262,7 +262,7 @@ async function withServer<T>(
     value = await body(server);
   } finally {
     const exit = await server.stop();
-    if (exit.code !== 0) process.stderr.write(`journal for ${id} exited with code ${exit.code} signal ${exit.signal}; stderr tail:\n${server.stderrTail().slice(-4000)}\n`);
+    if (exit.code !== 0) process.stderr.write(`journal for ${id} exited with code ${exit.code} signal ${exit.signal}; stderr tail:\n${server.outputTail().slice(-4000)}\n`);
     rmSync(dataDir, { recursive: true, force: true });
   }
   const exit = await server.stop();

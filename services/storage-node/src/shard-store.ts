@@ -89,6 +89,7 @@ export class ShardStore {
   private readonly stmts;
   appliedOffset: number;
   appliedTs: bigint;
+  private live: number;
   readonly identity: ShardIdentity;
   /** The directory holding the store (and the index checkpoint beside it). */
   readonly dir: string;
@@ -137,6 +138,7 @@ export class ShardStore {
       this.stmts.setApplied.run(identity.createdOffset, 0n);
       this.identity = identity;
     }
+    this.live = Number((this.stmts.liveCount.get() as { n: bigint }).n);
     const applied = this.stmts.getApplied.get();
     this.appliedOffset = applied ? Number(applied.offset) : 0;
     this.appliedTs = applied?.ts ?? 0n;
@@ -147,8 +149,12 @@ export class ShardStore {
     return new ShardStore(path, identity);
   }
 
+  /**
+   * Live records, counted once at open and then kept by apply(): metrics scrapes and
+   * status calls must not scan a table of vectors on the event loop.
+   */
   get liveRecords(): number {
-    return Number((this.stmts.liveCount.get() as { n: bigint }).n);
+    return this.live;
   }
 
   /**
@@ -159,6 +165,7 @@ export class ShardStore {
   apply(writes: readonly ShardWrite[], through: { offset: number; ts: bigint }): IndexOp[] {
     const ops: IndexOp[] = [];
     if (through.offset <= this.appliedOffset) return ops;
+    let live = this.live;
     this.db.transaction(() => {
       for (const w of writes) {
         if (w.offset <= this.appliedOffset) continue;
@@ -168,10 +175,12 @@ export class ShardStore {
           if (row) {
             this.stmts.update.run(blob, u.metadataJson, w.ts, w.offset, row.key);
             if (row.deleted === 0n) ops.push({ kind: "remove", key: row.key });
+            else live++;
             ops.push({ kind: "add", key: row.key, vector: u.vector });
           } else {
             const info = this.stmts.insert.run(u.id, blob, u.metadataJson, w.ts, w.offset);
             ops.push({ kind: "add", key: BigInt(info.lastInsertRowid), vector: u.vector });
+            live++;
           }
         }
         for (const id of w.deletes) {
@@ -179,11 +188,14 @@ export class ShardStore {
           if (row && row.deleted === 0n) {
             this.stmts.tombstone.run(w.ts, w.offset, row.key);
             ops.push({ kind: "remove", key: row.key });
+            live--;
           }
         }
       }
       this.stmts.setApplied.run(through.offset, through.ts);
     })();
+    // Only once the transaction committed (a throw above leaves the count as it was).
+    this.live = live;
     this.appliedOffset = through.offset;
     this.appliedTs = through.ts;
     return ops;

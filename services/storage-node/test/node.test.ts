@@ -96,6 +96,7 @@ describe("StorageNode", () => {
     let shard = node.shard("c", 0);
     expect(shard.get(["a", "b"]).map((r) => [r.id, Array.from(r.vector), r.metadataJson])).toEqual([["a", [0, 1], '{"v":2}']]);
     expect(shard.search(Float32Array.from([0, 1]), { k: 2, ef: 10 }).map((h) => h.id)).toEqual(["a"]);
+    expect(shard.store.liveRecords).toBe(1); // kept by apply(), not counted by a scan
     await node.close();
     // Restart: the cursor may be behind (it is persisted lazily); nothing is applied twice.
     journal.write(0, "c", 0, [{ id: "b", vector: [1, 1] }]);
