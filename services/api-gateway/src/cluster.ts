@@ -1,12 +1,14 @@
 // GetClusterStatus: a snapshot assembled from the catalog (nodes, shard placement), the
 // journal (partitions) and every storage node's own report (shard replicas). Not atomic
-// across nodes; a node that does not answer shows as not serving.
+// across nodes; a replica serves when its node's lease is alive, the node reports it, and
+// it is not bootstrapping or catching up.
 import { create } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import { decode } from "@vecraft/hlc";
 import {
   NodeStatusSchema,
   PartitionStatusSchema,
+  ReplicaState,
   ShardReplicaStatusSchema,
   type GetClusterStatusResponse,
   type JournalService,
@@ -24,6 +26,11 @@ export interface ClusterDeps {
 }
 
 type Init<T> = Omit<T, "$typeName" | "$unknown">;
+
+/** A replica answers reads once it has left bootstrap and catch-up (UNSPECIFIED: a node that does not report states). */
+function servingState(state: ReplicaState): boolean {
+  return state === ReplicaState.SERVING || state === ReplicaState.UNSPECIFIED;
+}
 
 export async function clusterStatus(deps: ClusterDeps, scope: Scope): Promise<Init<GetClusterStatusResponse>> {
   const [catalog, journal] = await Promise.all([
@@ -56,7 +63,7 @@ export async function clusterStatus(deps: ClusterDeps, scope: Scope): Promise<In
             appliedTs,
             lag: commit > appliedOffset ? commit - appliedOffset : 0n,
             lagMs: BigInt(Math.max(0, appliedTs > 0n ? closedMs - appliedMs : 0)),
-            serving: state !== undefined && (deps.catalog.node(node)?.alive ?? false),
+            serving: state !== undefined && servingState(state.state) && (deps.catalog.node(node)?.alive ?? false),
           }),
         );
       }

@@ -15,6 +15,7 @@ export interface GatewayMetrics {
   readonly watchStreams: Gauge<string>;
   readonly watchBufferedChanges: Gauge<string>;
   readonly storageClients: Gauge<string>;
+  readonly queryRetries: Counter<"reason">;
 }
 
 function counter<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
@@ -69,6 +70,12 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
       "Record changes buffered by WatchChanges streams while merging partitions (bounded per stream).",
     ),
     storageClients: gauge(registry, "vecraft_gateway_storage_clients", "Storage node clients kept open."),
+    queryRetries: counter(
+      registry,
+      "vecraft_gateway_query_retries_total",
+      "Reads retried on another query processor, by why the previous one failed (connection, unavailable).",
+      ["reason"] as const,
+    ),
   };
 }
 

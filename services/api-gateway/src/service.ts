@@ -2,13 +2,14 @@
 // can run it in-process, and main.ts stays a thin composition root.
 import { readFileSync } from "node:fs";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { Registry } from "prom-client";
 import { createMetrics, startRpcServer, type Logger, type RpcServer } from "@vecraft/common";
-import { JournalService, MetaService, QueryService, StorageService } from "@vecraft/rpc";
+import { internalGrpcTransport, keepRegistered, type Registration } from "@vecraft/meta-client";
+import { JournalService, MetaService, NodeRole, QueryService, StorageService } from "@vecraft/rpc";
 import { Audit } from "./audit.js";
 import { KeyRing, loadApiKeysFile, type ApiKeySpec } from "./auth.js";
 import { CatalogCache } from "./catalog.js";
+import { QueryRouter } from "./query-router.js";
 import { Collections } from "./collections.js";
 import type { GatewayConfig } from "./config.js";
 import { createGatewayServiceImpl } from "./gateway-service.js";
@@ -27,7 +28,10 @@ export interface GatewayDeps {
   /** Clients of the internal services; created from the URLs in the config when absent. */
   readonly meta?: Client<typeof MetaService>;
   readonly journal?: Client<typeof JournalService>;
+  /** A fixed QueryService client; when absent, reads are routed over the catalog's query processors. */
   readonly query?: Client<typeof QueryService>;
+  /** The transport to a query processor's URL (routing); gRPC when absent. */
+  readonly queryTransport?: (url: string) => Transport;
   /** A StorageService client for a node's address (from the catalog). */
   readonly storage?: StorageClientFactory;
   /** API keys; when absent they come from `config.apiKeysFile` (none: the gateway is open). */
@@ -40,6 +44,7 @@ export interface RunningGateway {
   readonly server: RpcServer;
   readonly url: string;
   readonly catalog: CatalogCache;
+  readonly registration: Registration;
   /** Graceful stop: not ready, stop accepting, drain within the grace period, close the catalog watch. */
   stop(): Promise<void>;
 }
@@ -48,7 +53,7 @@ export interface RunningGateway {
 const INTERNAL_MAX_BYTES = 256 * 1024 * 1024;
 
 function internalTransport(baseUrl: string): Transport {
-  return createGrpcTransport({
+  return internalGrpcTransport({
     baseUrl,
     readMaxBytes: INTERNAL_MAX_BYTES,
     writeMaxBytes: INTERNAL_MAX_BYTES,
@@ -86,10 +91,18 @@ export async function start(config: GatewayConfig, deps: GatewayDeps): Promise<R
 
   const meta = deps.meta ?? createClient(MetaService, internalTransport(config.metaUrl));
   const journal = deps.journal ?? createClient(JournalService, internalTransport(config.journalUrl));
-  const query = deps.query ?? createClient(QueryService, internalTransport(config.queryUrl));
   const storageFactory: StorageClientFactory = deps.storage ?? ((address) => createClient(StorageService, internalTransport(address)));
 
   const catalog = new CatalogCache(meta, logger.child({ component: "catalog" }), metrics, { fetchTimeoutMs: config.downstreamTimeoutMs });
+  const query =
+    deps.query ??
+    createClient(
+      QueryService,
+      new QueryRouter(catalog, metrics, logger.child({ component: "query-router" }), {
+        fallbackUrl: config.queryUrl,
+        transportFor: deps.queryTransport ?? internalTransport,
+      }),
+    );
   const pool = new StoragePool(storageFactory, config.maxStorageClients, metrics);
   catalog.onChange((c) => pool.retain(new Set(c.nodes.map((n) => n.address))));
   const statuses = { pool, catalog, logger, timeoutMs: config.storageStatusTimeoutMs };
@@ -136,7 +149,8 @@ export async function start(config: GatewayConfig, deps: GatewayDeps): Promise<R
       port: config.port,
       logger,
       registry,
-      // Not ready until the first catalog arrived: before that every request would re-read it.
+      // Not ready until the first catalog arrived: before that every request would re-read
+      // it. The registration is not a condition: an etcd outage must not stop the gateway.
       ready: () => catalog.loaded,
       interceptors: [accessInterceptor({ keys, limiter, metrics, logger }), validationMetricsInterceptor(metrics)],
       maxTimeoutMs: config.maxTimeoutMs,
@@ -152,13 +166,21 @@ export async function start(config: GatewayConfig, deps: GatewayDeps): Promise<R
     await catalog.close();
     throw e;
   }
+  const registration = keepRegistered(
+    meta,
+    { id: config.nodeId, address: config.advertiseUrl || server.url, roles: [NodeRole.GATEWAY] },
+    config.leaseTtlMs,
+    logger,
+  );
   let stopping: Promise<void> | undefined;
   return {
     server,
     url: server.url,
     catalog,
+    registration,
     stop() {
       stopping ??= (async () => {
+        await registration.stop();
         await server.close(config.shutdownGraceMs);
         await catalog.close();
       })();

@@ -16,7 +16,7 @@
 // watermark can always emit everything it buffered.
 import { create } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
-import { InternalError, NotFoundError, OutOfRangeError, UnavailableError, abortableSleep, backoffDelays, isRetryable, type Logger } from "@vecraft/common";
+import { InternalError, NotFoundError, OutOfRangeError, UnavailableError, abortableSleep, backoffDelays, isRetryable, raceSignal, type Logger } from "@vecraft/common";
 import {
   DdlOp,
   EntryType,
@@ -31,7 +31,6 @@ import {
   type WatchChangesResponse,
 } from "@vecraft/rpc";
 import type { CatalogCache, ResolvedCollection } from "./catalog.js";
-import { raceSignal } from "./catalog.js";
 import { bytesToVector, metadataFromJson } from "./codec.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { callOptions, downstream, type Scope } from "./scope.js";

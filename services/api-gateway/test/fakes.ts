@@ -24,6 +24,7 @@ import {
   QueryService,
   RecordOp,
   RegisteredNodeSchema,
+  ReplicaState,
   ShardPlacementSchema,
   StorageService,
   StoredRecordSchema,
@@ -33,6 +34,7 @@ import {
   type Collection,
   type DataPayload,
   type JournalEntry,
+  type RegisteredNode,
   type QueryServiceGetRequest,
   type QueryServiceQueryRequest,
   type QueryServiceSearchRequest,
@@ -116,11 +118,15 @@ export class FakeCluster {
   readonly metaHeaders: Headers[] = [];
   /** (request_id, principal) of each CreateCollection/DropCollection received. */
   readonly metaCalls: { requestId: string; principal: string }[] = [];
+  /** RegisterNode calls received (the catalog's nodes are set by the test). */
+  readonly registrations: RegisteredNode[] = [];
   /** GetCatalog calls served. */
   catalogReads = 0;
   readonly nodes: StorageNode[];
   /** Nodes whose GetStorageStatus fails. */
   readonly downNodes = new Set<string>();
+  /** The state a node reports for every replica it hosts (default: not reported). */
+  readonly replicaStates = new Map<string, ReplicaState>();
   /** node -> partition -> applied offset (default: the commit offset). */
   readonly appliedCap = new Map<string, Map<number, bigint>>();
   /** Fail the next Append with this code (once). */
@@ -216,11 +222,17 @@ export class FakeCluster {
     return this.catalog.collections.find((c) => c.collection?.name === name);
   }
 
-  #setCatalog(collections: CatalogCollection[]): bigint {
+  #setCatalog(collections: CatalogCollection[], nodes: RegisteredNode[] = this.catalog.nodes): bigint {
     const revision = this.catalog.revision + 1n;
-    this.catalog = create(CatalogSchema, { ...this.catalog, revision, collections });
+    this.catalog = create(CatalogSchema, { ...this.catalog, revision, collections, nodes });
     this.#catalogChanged.notify();
     return revision;
+  }
+
+  /** Registers (or replaces) a node in the catalog, as a lease registration or expiry would. */
+  setNode(node: { id: string; address: string; roles: NodeRole[]; alive: boolean }): bigint {
+    const nodes = [...this.catalog.nodes.filter((n) => n.id !== node.id), create(RegisteredNodeSchema, node)];
+    return this.#setCatalog(this.catalog.collections, nodes);
   }
 
   createCollection(spec: Collection, who: { requestId?: string; principal?: string } = {}): { entry: CatalogCollection; revision: bigint } {
@@ -308,7 +320,10 @@ export class FakeCluster {
             return { catalog: this.catalog };
           },
           watchCatalog: (req, ctx) => this.#watchCatalog(req.afterRevision, ctx.signal),
-          registerNode: () => ({ leaseId: "1" }),
+          registerNode: (req) => {
+            if (req.node !== undefined) this.registrations.push(req.node);
+            return { leaseId: "1" };
+          },
           heartbeat: () => ({ alive: true }),
         });
       }),
@@ -628,7 +643,8 @@ export class FakeCluster {
                         records += BigInt(e.payload.value.upserts.length);
                       }
                     }
-                    return { collection: c.collection?.name ?? "", shard: p.shard, applied: pos, records, indexed: records, checkpointOffset: 0n };
+                    const state = this.replicaStates.get(node.id) ?? ReplicaState.UNSPECIFIED;
+                    return { collection: c.collection?.name ?? "", shard: p.shard, applied: pos, records, indexed: records, checkpointOffset: 0n, state };
                   }),
               );
               const partitions = [...new Set(shards.map((s) => s.applied.partition))].map((p) => applied(p));

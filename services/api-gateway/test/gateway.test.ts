@@ -5,7 +5,7 @@ import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { shardOf } from "@vecraft/model";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Consistency, FieldType, MetaService, Metric, Op, OperationType, type CreateCollectionRequestSchema } from "@vecraft/rpc";
+import { Consistency, FieldType, MetaService, Metric, NodeRole, Op, OperationType, ReplicaState, type CreateCollectionRequestSchema } from "@vecraft/rpc";
 import { producerIdOf } from "../src/index.js";
 import { FakeCluster } from "./fakes.js";
 import { eventually, expectCode, startGateway, stopAll, vec, type Harness } from "./helpers.js";
@@ -574,6 +574,36 @@ describe("cluster status", () => {
     expect(st.shardReplicas[1]).toMatchObject({ appliedOffset: 1n, lag: h.fake.commitOffset(1) - 1n, serving: true });
     h.fake.downNodes.add("storage-2");
     expect((await h.client.getClusterStatus({})).shardReplicas[1]!.serving).toBe(false);
+  });
+
+  it("shows replicas of dead nodes and bootstrapping replicas as not serving, and every registered role", async () => {
+    const h = await startGateway();
+    await withDocs(h, { shards: 2 });
+    h.fake.replicaStates.set("storage-1", ReplicaState.BOOTSTRAPPING);
+    h.fake.replicaStates.set("storage-2", ReplicaState.SERVING);
+    let st = await h.client.getClusterStatus({});
+    expect(st.shardReplicas.map((r) => [r.node, r.serving])).toEqual([
+      ["storage-1", false],
+      ["storage-2", true],
+    ]);
+    h.fake.replicaStates.set("storage-1", ReplicaState.CATCHING_UP);
+    // storage-2's lease expired: still listed, not alive, even though it still answers.
+    h.fake.setNode({ id: "storage-2", address: "http://storage-2.test:7300", roles: [NodeRole.STORAGE], alive: false });
+    h.fake.setNode({ id: "query-0", address: "http://query-0.test:7400", roles: [NodeRole.QUERY_PROCESSOR], alive: true });
+    h.fake.setNode({ id: "journal-0", address: "http://journal.test:7100", roles: [NodeRole.JOURNAL], alive: true });
+    st = await h.client.getClusterStatus({});
+    expect(st.shardReplicas.map((r) => [r.node, r.serving])).toEqual([
+      ["storage-1", false],
+      ["storage-2", false],
+    ]);
+    expect(st.nodes.map((n) => [n.id, n.roles, n.alive])).toEqual([
+      ["storage-1", [NodeRole.STORAGE], true],
+      ["storage-2", [NodeRole.STORAGE], false],
+      ["query-0", [NodeRole.QUERY_PROCESSOR], true],
+      ["journal-0", [NodeRole.JOURNAL], true],
+    ]);
+    // The gateway registered itself (the fake meta-manager keeps no registry).
+    await expect.poll(() => h.fake.registrations.map((n) => [n.id, n.roles])).toContainEqual(["gateway-0", [NodeRole.GATEWAY]]);
   });
 });
 

@@ -43,6 +43,8 @@ export async function startGateway(
     now?: () => number;
     /** Replaces the fake meta-manager client (e.g. one that cannot connect). */
     meta?: GatewayDeps["meta"];
+    /** Route reads over the catalog's query processors (and --query-url) instead of the fake. */
+    routeQueries?: boolean;
   } = {},
 ): Promise<Harness> {
   const fake = options.fake ?? new FakeCluster(options.fakeOptions);
@@ -52,7 +54,7 @@ export async function startGateway(
     registry,
     meta: options.meta ?? fake.metaClient(),
     journal: fake.journalClient(),
-    query: fake.queryClient(),
+    ...(options.routeQueries === true ? {} : { query: fake.queryClient() }),
     storage: fake.storageFactory(),
     ...(options.apiKeys !== undefined ? { apiKeys: options.apiKeys } : {}),
     ...(options.now !== undefined ? { now: options.now } : {}),

@@ -1,6 +1,9 @@
 // start(config, deps): the journal service as a value, so that tests and the standalone
 // process can run it in-process, and main.ts stays a thin composition root.
 import type { Registry } from "prom-client";
+import { createClient, type Client } from "@connectrpc/connect";
+import { internalGrpcTransport, keepRegistered, type Registration } from "@vecraft/meta-client";
+import { MetaService, NodeRole } from "@vecraft/rpc";
 import { createMetrics, startRpcServer, type Logger, type RpcServer } from "@vecraft/common";
 import type { PhysicalClock } from "@vecraft/hlc";
 import type { JournalConfig } from "./config.js";
@@ -18,12 +21,16 @@ export interface JournalDeps {
   readonly onFatal?: (err: Error) => void;
   readonly fs?: LogFileSystem;
   readonly clock?: PhysicalClock;
+  /** The meta-manager to register with; from `config.metaUrl` when absent (empty: none). */
+  readonly meta?: Client<typeof MetaService>;
 }
 
 export interface RunningJournal {
   readonly journal: Journal;
   readonly server: RpcServer;
   readonly url: string;
+  /** The lease registration (role JOURNAL); undefined when not registering. */
+  readonly registration: Registration | undefined;
   /** Graceful stop: not ready, stop accepting, drain, flush, close files. */
   stop(): Promise<void>;
 }
@@ -73,6 +80,8 @@ export async function start(config: JournalConfig, deps: JournalDeps): Promise<R
       port: config.port,
       logger,
       registry,
+      // Ready while the partitions are open and healthy; the registration is not a
+      // condition (an etcd outage must not stop appends).
       ready: () => journal.healthy,
       readMaxBytes: config.readMaxBytes,
       writeMaxBytes: config.readMaxBytes,
@@ -81,13 +90,19 @@ export async function start(config: JournalConfig, deps: JournalDeps): Promise<R
     await journal.close();
     throw e;
   }
+  const meta = deps.meta ?? (config.metaUrl ? createClient(MetaService, internalGrpcTransport({ baseUrl: config.metaUrl })) : undefined);
+  const registration = meta
+    ? keepRegistered(meta, { id: config.nodeId, address: config.advertiseUrl || server.url, roles: [NodeRole.JOURNAL] }, config.leaseTtlMs, logger)
+    : undefined;
   let stopping: Promise<void> | undefined;
   return {
     journal,
     server,
     url: server.url,
+    registration,
     stop() {
       stopping ??= (async () => {
+        await registration?.stop();
         await server.close(config.shutdownGraceMs);
         await journal.close();
       })();

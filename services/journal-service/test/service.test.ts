@@ -2,11 +2,11 @@
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { decode } from "@vecraft/hlc";
 import { fromBinary } from "@bufbuild/protobuf";
-import { DataPayloadSchema, EntryType, JournalService, RecordOp } from "@vecraft/rpc";
+import { DataPayloadSchema, EntryType, JournalService, MetaService, NodeRole, RecordOp, type RegisteredNode } from "@vecraft/rpc";
 import { dataEntry, startJournal, tempDir, testConfig, type JournalClient } from "./helpers.js";
 import type { RunningJournal } from "../src/index.js";
 
@@ -354,5 +354,31 @@ describe("corruption and write failures", () => {
     expect(fsyncCalls).toBe(calls + 1); // exactly one attempt, never retried
     const again = await codeOf(client.append({ partition: 0, entries: [dataEntry("c", ["after"])] }));
     expect(again.code).toBe(Code.Unavailable);
+  });
+});
+
+describe("registration", () => {
+  it("registers as JOURNAL with its listen URL when a meta-manager is configured, and not otherwise", async () => {
+    const registrations: RegisteredNode[] = [];
+    const meta = createClient(
+      MetaService,
+      createRouterTransport(({ service }) => {
+        service(MetaService, {
+          registerNode(req) {
+            if (req.node) registrations.push(req.node);
+            return { leaseId: "1", ttlMs: req.ttlMs };
+          },
+          heartbeat: () => ({ alive: true }),
+        });
+      }),
+    );
+    const dir = await tempDir("reg");
+    cleanups.push(dir.cleanup);
+    const { running } = await startJournal(testConfig(dir.path, { nodeId: "journal-7" }), { meta });
+    cleanups.push(() => running.stop());
+    await expect.poll(() => registrations.length).toBeGreaterThan(0);
+    expect(registrations[0]).toMatchObject({ id: "journal-7", address: running.url, roles: [NodeRole.JOURNAL] });
+    const plain = await setup();
+    expect(plain.running.registration).toBeUndefined();
   });
 });

@@ -19,12 +19,18 @@ export interface CatalogFeedOptions {
   readonly logger: Logger;
   /** Called after each new snapshot (metrics). */
   readonly onSnapshot?: (catalog: Catalog) => void;
+  /** What a new stream starts with when the fresh read fails with `e` (a cached catalog), or undefined to fail. */
+  readonly cached?: (e: unknown, signal: AbortSignal) => Catalog | undefined;
 }
+
+/** Most snapshot listeners (in-process components, not streams). */
+const MAX_LISTENERS = 16;
 
 export class CatalogFeed {
   private latest: Catalog | undefined;
   /** One wake-up per stream waiting for a newer snapshot; bounded by maxStreams. */
   private readonly waiters = new Set<() => void>();
+  private readonly listeners = new Set<(c: Catalog) => void>();
   private streams = 0;
   private closing = false;
   private readonly stop = new AbortController();
@@ -35,6 +41,13 @@ export class CatalogFeed {
   /** Starts following the store in the background. */
   start(): void {
     this.loop ??= this.run(this.stop.signal);
+  }
+
+  /** Calls `listener` after each new snapshot; returns the unsubscribe function. */
+  subscribe(listener: (c: Catalog) => void): () => void {
+    if (this.listeners.size >= MAX_LISTENERS) throw new RangeError(`at most ${MAX_LISTENERS} catalog feed listeners`);
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** The newest snapshot, once the first read succeeded. */
@@ -58,8 +71,15 @@ export class CatalogFeed {
     this.streams++;
     try {
       let sent = afterRevision;
-      const now = await this.opts.read(signal);
-      this.publish(now);
+      let now: Catalog;
+      try {
+        now = await this.opts.read(signal);
+        this.publish(now);
+      } catch (e) {
+        const cached = this.opts.cached?.(e, signal);
+        if (cached === undefined) throw e;
+        now = cached;
+      }
       if (now.revision > sent) {
         yield now;
         sent = now.revision;
@@ -124,6 +144,7 @@ export class CatalogFeed {
     if (this.latest !== undefined && c.revision <= this.latest.revision) return;
     this.latest = c;
     this.opts.onSnapshot?.(c);
+    for (const l of [...this.listeners]) l(c);
     for (const wake of [...this.waiters]) wake();
   }
 

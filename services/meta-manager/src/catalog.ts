@@ -25,7 +25,7 @@ import {
   NotFoundError,
   ResourceExhaustedError,
   UnavailableError,
-  abortReason,
+  raceSignal,
   abortableSleep,
   backoffDelays,
   isRetryable,
@@ -53,11 +53,13 @@ import {
   catalogKeys,
   decodeCluster,
   decodeCollection,
-  decodeNode,
   encodeCluster,
   encodeCollection,
   encodeNode,
+  readCatalogSnapshot,
+  storageLoad,
   type CatalogKeys,
+  type CatalogSnapshot,
   type CollectionRecord,
   type DdlOrigin,
   type NodeRecord,
@@ -128,23 +130,6 @@ export interface NodeInput {
   readonly address: string;
 }
 
-interface StoredCollection {
-  readonly rec: CollectionRecord;
-  readonly createRevision: number;
-  readonly modRevision: number;
-}
-
-/** The catalog as read at one revision. */
-interface Snapshot {
-  readonly revision: number;
-  /** modRevision of the version key (0 before the first change). */
-  readonly versionRevision: number;
-  readonly collections: ReadonlyMap<string, StoredCollection>;
-  readonly nodes: ReadonlyMap<string, NodeRecord>;
-  /** Nodes whose lease is alive. */
-  readonly alive: ReadonlySet<string>;
-}
-
 const RETRY = Symbol("retry");
 
 const STATE: Readonly<Record<CollectionRecord["state"], CollectionState>> = {
@@ -159,32 +144,6 @@ function quote(name: string): string {
 
 function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-/** Waits for `p`, or rejects with the signal's reason as soon as it aborts (`p` keeps running). */
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => {
-      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
-      reject(abortReason(signal));
-    };
-    if (signal.aborted) {
-      onAbort();
-      return;
-    }
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
-        reject(e);
-      },
-    );
-  });
 }
 
 /** Checks what the catalog relies on and returns the spec as stored (created_ts 0, no stats). */
@@ -234,6 +193,8 @@ export class Catalog {
   /** In-flight DDL journaling per (uid, op), shared by concurrent resumers; at most one per collection. */
   private readonly flights = new Map<string, Promise<bigint>>();
   private reconciling: Promise<void> | undefined;
+  /** True while GetCatalog/WatchCatalog answer from the cache (logged once per outage). */
+  private servingCached = false;
   private readonly casMaxAttempts: number;
   private readonly newUid: () => string;
   private readonly now: () => number;
@@ -246,7 +207,8 @@ export class Catalog {
     this.feed = new CatalogFeed({
       store: opts.store,
       prefix: this.keys.root,
-      read: (signal) => this.getCatalog(signal),
+      read: (signal) => this.readCatalog(signal),
+      cached: (e, signal) => this.cachedCatalog(e, signal),
       coalesceMs: opts.watchCoalesceMs,
       maxStreams: opts.maxWatchStreams,
       logger: opts.logger,
@@ -311,13 +273,7 @@ export class Catalog {
       if (snap.collections.size >= this.opts.maxCollections) {
         throw new ResourceExhaustedError(`the catalog holds ${snap.collections.size} collections, the maximum (max-collections); drop one first`);
       }
-      const load = new Map<string, number>();
-      for (const id of snap.alive) {
-        if (snap.nodes.get(id)?.roles.includes(NodeRole.STORAGE) === true) load.set(id, 0);
-      }
-      for (const c of snap.collections.values()) {
-        for (const s of c.rec.shards) for (const r of s.replicas) if (load.has(r)) load.set(r, (load.get(r) ?? 0) + 1);
-      }
+      const load = storageLoad(snap);
       const shards = placeShards({ name, shards: spec.shards, replicationFactor: spec.replicationFactor, partitions: this.opts.partitions, load });
       const rec: CollectionRecord = { state: "creating", uid: this.newUid(), spec, shards, createdTs: 0n, create: origin };
       const res = await this.opts.store.txn(
@@ -388,9 +344,49 @@ export class Catalog {
     return this.finishDrop(dropping.rec, dropping.createRevision, signal);
   }
 
-  /** The whole catalog, read at one revision. */
+  /**
+   * The whole catalog, read at one revision. When the store is unreachable, the last
+   * catalog read is served instead (services that start or re-read during an etcd outage
+   * keep working on the existing topology); UNAVAILABLE only if none was read yet.
+   */
   async getCatalog(signal: AbortSignal): Promise<CatalogMessage> {
-    return this.toCatalog(await this.snapshot(signal));
+    try {
+      return await this.readCatalog(signal);
+    } catch (e) {
+      const cached = this.cachedCatalog(e, signal);
+      if (cached === undefined) throw e;
+      return cached;
+    }
+  }
+
+  /** Calls `listener` with every new catalog snapshot the feed reads (the failover controller follows changes this way). */
+  onSnapshot(listener: (catalog: CatalogMessage) => void): () => void {
+    return this.feed.subscribe(listener);
+  }
+
+  /** The whole catalog, read from the store now (no fallback). */
+  private async readCatalog(signal: AbortSignal): Promise<CatalogMessage> {
+    const c = this.toCatalog(await this.snapshot(signal));
+    if (this.servingCached) {
+      this.servingCached = false;
+      this.opts.logger.info("the metadata store answers again; serving the live catalog", { revision: c.revision });
+    }
+    return c;
+  }
+
+  /** The cached catalog if `e` says the store is unreachable (and the caller did not give up), else undefined. */
+  private cachedCatalog(e: unknown, signal: AbortSignal): CatalogMessage | undefined {
+    if (!(e instanceof UnavailableError) || signal.aborted || this.stop.signal.aborted) return undefined;
+    const cached = this.feed.current;
+    if (cached === undefined) return undefined;
+    if (!this.servingCached) {
+      this.servingCached = true;
+      this.opts.logger.warn("the metadata store is unreachable; GetCatalog and WatchCatalog serve the last catalog read until it is back", {
+        revision: cached.revision,
+        err: e,
+      });
+    }
+    return cached;
   }
 
   /** The catalog now if newer than `afterRevision`, then every newer revision (coalesced), as the consumer pulls. */
@@ -574,12 +570,12 @@ export class Catalog {
     let flight = this.flights.get(k);
     if (flight === undefined) {
       flight = this.appendEverywhere(rec, op).finally(() => this.flights.delete(k));
-      // Callers get the error through raceAbort; this handler only keeps a flight whose
+      // Callers get the error through raceSignal; this handler only keeps a flight whose
       // callers all gave up from becoming an unhandled rejection.
       flight.catch(() => undefined);
       this.flights.set(k, flight);
     }
-    return raceAbort(flight, signal);
+    return raceSignal(flight, signal);
   }
 
   private async appendEverywhere(rec: CollectionRecord, op: DdlOp): Promise<bigint> {
@@ -591,7 +587,19 @@ export class Catalog {
     const spec = isCreate ? toBinary(CollectionSchema, rec.spec) : EMPTY;
     const signal = this.stop.signal;
     const appends = [...shardsByPartition(rec.shards)].map(async ([partition, shards]) => {
-      const ddl = create(DdlPayloadSchema, { collection: name, op, spec, shards, uid: rec.uid, requestId: origin.requestId, principal: origin.principal });
+      // A create names each shard's replicas: storage nodes host exactly those from the
+      // entry on (later moves reach them through the catalog).
+      const replicas = isCreate ? shards.map((shard) => ({ shard, nodes: [...(rec.shards.find((s) => s.shard === shard)?.replicas ?? [])] })) : [];
+      const ddl = create(DdlPayloadSchema, {
+        collection: name,
+        op,
+        spec,
+        shards,
+        replicas,
+        uid: rec.uid,
+        requestId: origin.requestId,
+        principal: origin.principal,
+      });
       try {
         const r = await retry((_attempt, sig) => this.opts.journal.appendDdl(partition, producerId, ddl, sig ?? signal), {
           signal,
@@ -636,24 +644,8 @@ export class Catalog {
     }
   }
 
-  private async snapshot(signal: AbortSignal): Promise<Snapshot> {
-    const res = await this.opts.store.range(this.keys.root, { signal });
-    let versionRevision = 0;
-    const collections = new Map<string, StoredCollection>();
-    const nodes = new Map<string, NodeRecord>();
-    const alive = new Set<string>();
-    for (const kv of res.kvs) {
-      if (kv.key === this.keys.version) versionRevision = kv.modRevision;
-      else if (kv.key.startsWith(this.keys.collections)) {
-        collections.set(kv.key.slice(this.keys.collections.length), {
-          rec: decodeCollection(kv.key, kv.value),
-          createRevision: kv.createRevision,
-          modRevision: kv.modRevision,
-        });
-      } else if (kv.key.startsWith(this.keys.nodes)) nodes.set(kv.key.slice(this.keys.nodes.length), decodeNode(kv.key, kv.value));
-      else if (kv.key.startsWith(this.keys.alive)) alive.add(kv.key.slice(this.keys.alive.length));
-    }
-    return { revision: res.revision, versionRevision, collections, nodes, alive };
+  private snapshot(signal: AbortSignal): Promise<CatalogSnapshot> {
+    return readCatalogSnapshot(this.opts.store, this.keys, signal);
   }
 
   private toProto(rec: CollectionRecord, createRevision: number): CatalogCollection {
@@ -668,7 +660,7 @@ export class Catalog {
     });
   }
 
-  private toCatalog(snap: Snapshot): CatalogMessage {
+  private toCatalog(snap: CatalogSnapshot): CatalogMessage {
     const byName = [...snap.collections.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return create(CatalogSchema, {
       revision: BigInt(snap.revision),

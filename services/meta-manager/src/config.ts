@@ -53,6 +53,25 @@ export const metaConfigSchema = defineConfig({
     max: 3_600_000,
     doc: "How often collections left CREATING/DROPPING are resumed (0: only at startup).",
   },
+  failover: {
+    type: "bool",
+    default: true,
+    doc: "Replace the shard replicas of dead storage nodes (expired leases) and top shards up to their replication factor.",
+  },
+  failoverIntervalMs: {
+    type: "duration",
+    default: "5s",
+    min: 0,
+    max: 3_600_000,
+    doc: "Safety-net pass of the failover controller (it also runs on every catalog change); 0: only on changes.",
+  },
+  failoverGraceMs: {
+    type: "duration",
+    default: "3s",
+    min: 0,
+    max: 3_600_000,
+    doc: "A storage node must have been seen dead this long before its replicas move (a node that re-registers within it keeps them).",
+  },
   store: {
     type: "enum",
     values: ["embedded", "etcd"],

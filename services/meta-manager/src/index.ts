@@ -8,6 +8,10 @@ export { loadMetaConfig, metaConfigSchema } from "./config.js";
 export type { MetaConfig } from "./config.js";
 export { Catalog } from "./catalog.js";
 export type { CatalogOptions, CatalogObserver, CollectionChange, NodeInput } from "./catalog.js";
+export { FailoverController } from "./failover.js";
+export type { FailoverOptions, FailoverObserver, FailoverPassResult } from "./failover.js";
+export { TrackedMetaStore, StoreUnreachableError } from "./store/tracked-store.js";
+export type { StoreHealth, TrackedStoreOptions } from "./store/tracked-store.js";
 export { EmbeddedMetaStore } from "./store/embedded-meta-store.js";
 export type { EmbeddedMetaStoreOptions } from "./store/embedded-meta-store.js";
 export { EtcdMetaStore, etcdLeaseTtlSeconds } from "./store/etcd-meta-store.js";
@@ -28,5 +32,6 @@ export type {
 } from "./store/meta-store.js";
 export { systemClock } from "./store/clock.js";
 export type { Clock } from "./store/clock.js";
-export { partitionOf, fnv1a32 } from "./placement.js";
+export { partitionOf, fnv1a32, leastLoaded, planRepairs } from "./placement.js";
+export type { PlacedShard, ReplicaMove, RepairInput, RepairPlan } from "./placement.js";
 export { ddlProducerId } from "./ddl.js";

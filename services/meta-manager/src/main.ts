@@ -9,5 +9,6 @@ runService({
   name: "meta",
   schema: metaConfigSchema,
   start: start,
-  announce: (running, config) => `Vecraft meta-manager serving on ${running.url} (catalog in ${config.dataDir}/meta); Ctrl-C to stop`,
+  announce: (running, config) =>
+    `Vecraft meta-manager serving on ${running.url} (catalog in ${config.store === "etcd" ? `etcd at ${config.etcdEndpoints.join(",")}` : `${config.dataDir}/meta`}); Ctrl-C to stop`,
 });

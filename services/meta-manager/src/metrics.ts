@@ -3,12 +3,16 @@
 import { Counter, Gauge, type Registry } from "prom-client";
 import { CollectionState, NodeRole, type Catalog as CatalogMessage } from "@vecraft/rpc";
 import type { Catalog, CatalogObserver } from "./catalog.js";
+import type { FailoverController, FailoverObserver } from "./failover.js";
+import type { StoreHealth } from "./store/tracked-store.js";
 
 export interface MetaMetrics {
   /** Hooks for the catalog. */
   readonly observer: CatalogObserver;
-  /** Reads the catalog's latest snapshot into the gauges when /metrics is scraped. */
-  bind(catalog: Catalog): void;
+  /** Hooks for the failover controller. */
+  readonly failoverObserver: FailoverObserver;
+  /** Reads the catalog's latest snapshot (and the store's reachability, the failover state) into the gauges when /metrics is scraped. */
+  bind(catalog: Catalog, extra?: { health?: () => StoreHealth; failover?: FailoverController }): void;
 }
 
 const ROLE_LABELS: readonly [NodeRole, string][] = [
@@ -21,6 +25,8 @@ const ROLE_LABELS: readonly [NodeRole, string][] = [
 
 export function createMetaMetrics(registry: Registry): MetaMetrics {
   let catalog: Catalog | undefined;
+  let health: (() => StoreHealth) | undefined;
+  let failover: FailoverController | undefined;
   const latest = (): CatalogMessage | undefined => catalog?.latest;
   new Gauge({
     name: "vecraft_meta_catalog_revision",
@@ -90,13 +96,69 @@ export function createMetaMetrics(registry: Registry): MetaMetrics {
     labelNames: ["op", "outcome"] as const,
     registers: [registry],
   });
+  new Gauge({
+    name: "vecraft_meta_store_reachable",
+    help: "1 while the metadata store answers, 0 after a call found it unreachable (GetCatalog then serves the cached catalog).",
+    registers: [registry],
+    collect() {
+      this.set(health === undefined || health().reachable ? 1 : 0);
+    },
+  });
+  const storeOutages = new Gauge({
+    name: "vecraft_meta_store_outages",
+    help: "Times the metadata store became unreachable since the process started.",
+    registers: [registry],
+    collect() {
+      storeOutages.set(health?.().outages ?? 0);
+    },
+  });
+  const failoverMoves = new Counter({
+    name: "vecraft_meta_failover_moves_total",
+    help: "Shard replicas the failover controller assigned: replace = moved off a dead storage node, top_up = added to a shard short of its replication factor.",
+    labelNames: ["kind"] as const,
+    registers: [registry],
+  });
+  const failoverPasses = new Counter({
+    name: "vecraft_meta_failover_passes_total",
+    help: "Failover controller passes by outcome (skipped = the store was unreachable, nothing was decided).",
+    labelNames: ["outcome"] as const,
+    registers: [registry],
+  });
+  new Gauge({
+    name: "vecraft_meta_failover_dead_nodes",
+    help: "Dead storage nodes at the last failover pass: replaceable (grace over) or waiting (within the grace or the recovery grace).",
+    labelNames: ["phase"] as const,
+    registers: [registry],
+    collect() {
+      const last = failover?.lastPass;
+      if (last === undefined) return;
+      this.set({ phase: "replaceable" }, last.deadNodes.length);
+      this.set({ phase: "waiting" }, last.waitingNodes.length);
+    },
+  });
+  new Gauge({
+    name: "vecraft_meta_failover_unplaced_replicas",
+    help: "Replicas the last failover pass could not place (no candidate node, or no live replica to copy from).",
+    registers: [registry],
+    collect() {
+      const last = failover?.lastPass;
+      if (last !== undefined) this.set(last.unplaced + last.withoutLiveReplica.length);
+    },
+  });
   return {
+    failoverObserver: {
+      move: (m) => failoverMoves.inc({ kind: m.from === undefined ? "top_up" : "replace" }),
+      pass: (outcome) => failoverPasses.inc({ outcome }),
+      casConflict: () => casConflicts.inc(),
+    },
     observer: {
       casConflict: () => casConflicts.inc(),
       ddlAppend: (op, outcome) => ddlAppends.inc({ op, outcome }),
     },
-    bind(c) {
+    bind(c, extra) {
       catalog = c;
+      health = extra?.health;
+      failover = extra?.failover;
     },
   };
 }

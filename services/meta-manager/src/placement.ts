@@ -13,6 +13,11 @@
 // shard in order, each time the least loaded nodes first (load = shard replicas the node
 // already hosts, across the catalog, including the ones just placed), ties broken by node
 // id. With equal loads this is round-robin over the nodes.
+//
+// Repairs (the failover controller, failover.ts) use the same rule: a dead replica is
+// replaced by the least loaded alive storage node that is not already a replica of the
+// shard, ties by node id, and the load is updated after each pick so that the
+// replacements of one pass spread too.
 import { FailedPreconditionError } from "@vecraft/common";
 
 const FNV_OFFSET = 0x811c9dc5;
@@ -72,14 +77,113 @@ export function placeShards(input: PlacementInput): PlacedShard[] {
   const load = new Map(input.load);
   const placed: PlacedShard[] = [];
   for (let s = 0; s < shards; s++) {
-    const chosen = [...load.entries()]
-      .sort(([ia, la], [ib, lb]) => la - lb || (ia < ib ? -1 : ia > ib ? 1 : 0))
-      .slice(0, rf)
-      .map(([id]) => id);
-    for (const id of chosen) load.set(id, (load.get(id) ?? 0) + 1);
+    const chosen: string[] = [];
+    for (let r = 0; r < rf; r++) {
+      const id = leastLoaded(load, chosen);
+      if (id === undefined) break; // unreachable: load.size >= rf was checked above
+      chosen.push(id);
+      load.set(id, (load.get(id) ?? 0) + 1);
+    }
     placed.push({ shard: s, partition: partitionOf(name, s, partitions), replicas: chosen });
   }
   return placed;
+}
+
+/**
+ * The least loaded node of `load` that is not in `exclude`, ties by node id (byte order
+ * of the UTF-16 code units, i.e. `<` on strings); undefined when every node is excluded.
+ */
+export function leastLoaded(load: ReadonlyMap<string, number>, exclude: Iterable<string>): string | undefined {
+  const skip = new Set(exclude);
+  let best: string | undefined;
+  let bestLoad = Infinity;
+  for (const [id, l] of load) {
+    if (skip.has(id)) continue;
+    if (l < bestLoad || (l === bestLoad && best !== undefined && id < best)) {
+      best = id;
+      bestLoad = l;
+    }
+  }
+  return best;
+}
+
+/** One change to a shard's replica list: `from` replaced by `to`, or `to` added (`from` undefined). */
+export interface ReplicaMove {
+  readonly shard: number;
+  readonly from: string | undefined;
+  readonly to: string;
+}
+
+export interface RepairInput {
+  readonly shards: readonly PlacedShard[];
+  readonly replicationFactor: number;
+  /** Listed nodes that are dead long enough to be replaced. */
+  readonly replaceable: ReadonlySet<string>;
+  /**
+   * Alive storage nodes with the replicas each hosts (the candidates). Updated in place
+   * with every pick, so that the next collection of the same pass sees the new load.
+   */
+  readonly load: Map<string, number>;
+}
+
+export interface RepairPlan {
+  /** The shards after the moves (the input's order; replacements keep their position). */
+  readonly shards: readonly PlacedShard[];
+  readonly moves: readonly ReplicaMove[];
+  /** Replicas that should move (or be added) but no candidate node is left. */
+  readonly unplaced: number;
+  /** Shards skipped because none of their replicas is an alive storage node (no peer to copy from). */
+  readonly withoutLiveReplica: readonly number[];
+}
+
+/**
+ * Replaces the `replaceable` replicas of each shard, then tops shards up to the
+ * replication factor, with `leastLoaded` picks. Never removes a replica that is not
+ * `replaceable`, so a live replica is never taken away. A shard with no alive replica is
+ * left as it is: a new replica would have no peer to bootstrap from, and the dead ones
+ * may come back with the data.
+ */
+export function planRepairs(input: RepairInput): RepairPlan {
+  const { load } = input;
+  const moves: ReplicaMove[] = [];
+  const withoutLiveReplica: number[] = [];
+  let unplaced = 0;
+  const shards = input.shards.map((s): PlacedShard => {
+    const needsWork = s.replicas.some((r) => input.replaceable.has(r)) || s.replicas.length < input.replicationFactor;
+    if (!needsWork) return s;
+    if (!s.replicas.some((r) => load.has(r))) {
+      withoutLiveReplica.push(s.shard);
+      return s;
+    }
+    const replicas = [...s.replicas];
+    const pick = (): string | undefined => {
+      const id = leastLoaded(load, replicas);
+      if (id !== undefined) load.set(id, (load.get(id) ?? 0) + 1);
+      return id;
+    };
+    for (let i = 0; i < replicas.length; i++) {
+      const from = replicas[i] as string;
+      if (!input.replaceable.has(from)) continue;
+      const to = pick();
+      if (to === undefined) {
+        unplaced++;
+        continue;
+      }
+      replicas[i] = to;
+      moves.push({ shard: s.shard, from, to });
+    }
+    while (replicas.length < input.replicationFactor) {
+      const to = pick();
+      if (to === undefined) {
+        unplaced += input.replicationFactor - replicas.length;
+        break;
+      }
+      replicas.push(to);
+      moves.push({ shard: s.shard, from: undefined, to });
+    }
+    return { ...s, replicas };
+  });
+  return { shards, moves, unplaced, withoutLiveReplica };
 }
 
 /** The shards of a placement grouped by partition, partitions and shards ascending. */

@@ -12,6 +12,7 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { DataLossError } from "@vecraft/common";
 import { CollectionSchema, NodeRole, type Collection } from "@vecraft/rpc";
 import type { PlacedShard } from "./placement.js";
+import type { MetaStore } from "./store/meta-store.js";
 
 /** The default key root; a cluster sharing an etcd with others picks its own. */
 export const DEFAULT_KEY_ROOT = "/vecraft/meta/";
@@ -204,3 +205,57 @@ export function decodeCluster(key: string, value: Uint8Array): ClusterRecord {
 }
 
 export const EMPTY = new Uint8Array(0);
+
+/** A collection record with the revisions its compare-and-swap needs. */
+export interface StoredCollection {
+  readonly rec: CollectionRecord;
+  readonly createRevision: number;
+  readonly modRevision: number;
+}
+
+/** The catalog's keys as read at one revision. */
+export interface CatalogSnapshot {
+  readonly revision: number;
+  /** modRevision of the version key (0 before the first change). */
+  readonly versionRevision: number;
+  readonly collections: ReadonlyMap<string, StoredCollection>;
+  readonly nodes: ReadonlyMap<string, NodeRecord>;
+  /** Nodes whose lease is alive, with the modRevision of their alive key (a compare target). */
+  readonly alive: ReadonlyMap<string, number>;
+}
+
+/** Reads every catalog key under `keys.root` in one range (one revision). */
+export async function readCatalogSnapshot(store: MetaStore, keys: CatalogKeys, signal: AbortSignal): Promise<CatalogSnapshot> {
+  const res = await store.range(keys.root, { signal });
+  let versionRevision = 0;
+  const collections = new Map<string, StoredCollection>();
+  const nodes = new Map<string, NodeRecord>();
+  const alive = new Map<string, number>();
+  for (const kv of res.kvs) {
+    if (kv.key === keys.version) versionRevision = kv.modRevision;
+    else if (kv.key.startsWith(keys.collections)) {
+      collections.set(kv.key.slice(keys.collections.length), {
+        rec: decodeCollection(kv.key, kv.value),
+        createRevision: kv.createRevision,
+        modRevision: kv.modRevision,
+      });
+    } else if (kv.key.startsWith(keys.nodes)) nodes.set(kv.key.slice(keys.nodes.length), decodeNode(kv.key, kv.value));
+    else if (kv.key.startsWith(keys.alive)) alive.set(kv.key.slice(keys.alive.length), kv.modRevision);
+  }
+  return { revision: res.revision, versionRevision, collections, nodes, alive };
+}
+
+/**
+ * Shard replicas each alive storage node hosts across the catalog (every collection, in
+ * any state): the load placement and failover balance. Only alive storage nodes are keys.
+ */
+export function storageLoad(snap: CatalogSnapshot): Map<string, number> {
+  const load = new Map<string, number>();
+  for (const id of snap.alive.keys()) {
+    if (snap.nodes.get(id)?.roles.includes(NodeRole.STORAGE) === true) load.set(id, 0);
+  }
+  for (const c of snap.collections.values()) {
+    for (const s of c.rec.shards) for (const r of s.replicas) if (load.has(r)) load.set(r, (load.get(r) ?? 0) + 1);
+  }
+  return load;
+}

@@ -9,13 +9,15 @@ import { JournalService } from "@vecraft/rpc";
 import { Catalog } from "./catalog.js";
 import type { MetaConfig } from "./config.js";
 import { journalDdl } from "./ddl.js";
+import { FailoverController } from "./failover.js";
 import { createMetaServiceImpl } from "./meta-service.js";
 import { createMetaMetrics } from "./metrics.js";
 import { metaRoutes } from "./routes.js";
-import type { Clock } from "./store/clock.js";
+import { systemClock, type Clock } from "./store/clock.js";
 import { EmbeddedMetaStore } from "./store/embedded-meta-store.js";
 import { EtcdMetaStore } from "./store/etcd-meta-store.js";
 import type { MetaStore } from "./store/meta-store.js";
+import { TrackedMetaStore } from "./store/tracked-store.js";
 
 export interface MetaDeps {
   readonly logger: Logger;
@@ -25,12 +27,14 @@ export interface MetaDeps {
   readonly journal?: Client<typeof JournalService>;
   /** The store; the embedded one at <data-dir>/meta/meta.sqlite when absent. A store passed in is not closed by stop(). */
   readonly store?: MetaStore;
-  /** Clock of the embedded store (lease expiry); the system clock when absent. */
+  /** Clock of the embedded store (lease expiry) and of the failover controller; the system clock when absent. */
   readonly clock?: Clock;
 }
 
 export interface RunningMeta {
   readonly catalog: Catalog;
+  /** The failover controller; undefined with --no-failover. */
+  readonly failover: FailoverController | undefined;
   readonly server: RpcServer;
   readonly url: string;
   /** Graceful stop: end watch streams, stop accepting, drain, stop the catalog, close the store. */
@@ -41,14 +45,18 @@ export async function start(config: MetaConfig, deps: MetaDeps): Promise<Running
   const { logger } = deps;
   const registry = deps.registry ?? createMetrics();
   const metrics = createMetaMetrics(registry);
+  const clock = deps.clock ?? systemClock;
   let store: MetaStore;
   let ownedStore: MetaStore | undefined;
+  let describe = "the embedded store";
   if (deps.store !== undefined) {
     store = deps.store;
+    if (store instanceof EtcdMetaStore) describe = `etcd at ${store.endpoints}`;
   } else if (config.store === "etcd") {
     if (config.etcdEndpoints.length === 0) throw new InvalidArgumentError("--store etcd needs --etcd-endpoints (e.g. http://127.0.0.1:2379)");
     ownedStore = new EtcdMetaStore({ endpoints: config.etcdEndpoints, logger: logger.child({ component: "meta-store" }) });
     store = ownedStore;
+    describe = `etcd at ${config.etcdEndpoints.join(",")}`;
   } else {
     ownedStore = EmbeddedMetaStore.open({
       path: join(config.dataDir, "meta", "meta.sqlite"),
@@ -58,6 +66,16 @@ export async function start(config: MetaConfig, deps: MetaDeps): Promise<Running
     });
     store = ownedStore;
   }
+  // Every component reads the store through this wrapper: an unreachable store gives one
+  // clear UNAVAILABLE message, and the failover controller learns when outages end.
+  const tracked = new TrackedMetaStore(store, {
+    describe,
+    clock,
+    onChange: (reachable) =>
+      reachable
+        ? logger.info("the metadata store answers again", { store: describe })
+        : logger.warn("the metadata store is unreachable: topology changes fail with UNAVAILABLE, the cached catalog is served", { store: describe }),
+  });
   const sessions = deps.journal === undefined ? new Http2SessionManager(config.journalUrl) : undefined;
   const journal =
     deps.journal ?? createClient(JournalService, createGrpcTransport({ baseUrl: config.journalUrl, ...(sessions ? { sessionManager: sessions } : {}) }));
@@ -69,7 +87,7 @@ export async function start(config: MetaConfig, deps: MetaDeps): Promise<Running
   let catalog: Catalog;
   try {
     catalog = await Catalog.open({
-      store,
+      store: tracked,
       journal: journalDdl(journal, { attemptTimeoutMs: config.ddlAttemptTimeoutMs }),
       partitions: config.partitions,
       journalAddress: config.journalUrl,
@@ -87,7 +105,21 @@ export async function start(config: MetaConfig, deps: MetaDeps): Promise<Running
     await release();
     throw e;
   }
-  metrics.bind(catalog);
+  const failover = config.failover
+    ? new FailoverController({
+        store: tracked,
+        keys: catalog.keys,
+        logger: logger.child({ component: "failover" }),
+        clock,
+        intervalMs: config.failoverIntervalMs,
+        graceMs: config.failoverGraceMs,
+        recoveryGraceMs: config.nodeLeaseTtlMs,
+        health: () => tracked.health,
+        observer: metrics.failoverObserver,
+      })
+    : undefined;
+  failover?.start(catalog);
+  metrics.bind(catalog, { health: () => tracked.health, ...(failover ? { failover } : {}) });
 
   let server: RpcServer;
   try {
@@ -101,6 +133,7 @@ export async function start(config: MetaConfig, deps: MetaDeps): Promise<Running
       readMaxBytes: config.readMaxBytes,
     });
   } catch (e) {
+    await failover?.close();
     await catalog.close();
     await release();
     throw e;
@@ -109,6 +142,7 @@ export async function start(config: MetaConfig, deps: MetaDeps): Promise<Running
   let stopping: Promise<void> | undefined;
   return {
     catalog,
+    failover,
     server,
     url: server.url,
     stop() {
@@ -117,6 +151,7 @@ export async function start(config: MetaConfig, deps: MetaDeps): Promise<Running
         // waits for unary calls.
         catalog.endWatchStreams();
         await server.close(config.shutdownGraceMs);
+        await failover?.close();
         await catalog.close();
         await release();
       })();

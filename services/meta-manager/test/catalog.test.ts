@@ -177,6 +177,11 @@ describe("create and drop", () => {
     for (const e of entries) {
       expect(e.ddl).toMatchObject({ collection: "books", op: DdlOp.CREATE_COLLECTION, uid: c.uid, requestId: "r-create", principal: "alice" });
       expect(e.ddl.shards).toEqual(byPartition.get(e.partition));
+      // Each shard of the entry names the storage nodes placed to host it.
+      expect(e.ddl.replicas.map((r) => ({ shard: r.shard, nodes: r.nodes }))).toEqual(
+        byPartition.get(e.partition)!.map((shard) => ({ shard, nodes: c.shards.find((s) => s.shard === shard)!.replicas })),
+      );
+      for (const r of e.ddl.replicas) expect(r.nodes).toHaveLength(2);
       const decoded = fromBinary(CollectionSchema, e.ddl.spec);
       expect(decoded.name).toBe("books");
       expect(decoded.shards).toBe(5);
@@ -221,7 +226,7 @@ describe("create and drop", () => {
     expect(dropped.revision).toBeGreaterThan(created.revision);
     const drops = journal.allDdl().filter((e) => e.ddl.op === DdlOp.DROP_COLLECTION);
     expect(drops.map((e) => e.partition).sort()).toEqual(createParts);
-    for (const d of drops) expect(d.ddl).toMatchObject({ collection: "books", uid: created.collection.uid, requestId: "r-drop", principal: "bob" });
+    for (const d of drops) expect(d.ddl).toMatchObject({ collection: "books", uid: created.collection.uid, requestId: "r-drop", principal: "bob", replicas: [] });
     const cat = await catalog.getCatalog(signal());
     expect(cat.collections).toHaveLength(0);
     expect(cat.revision).toBe(BigInt(dropped.revision));

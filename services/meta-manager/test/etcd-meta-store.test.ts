@@ -1,27 +1,16 @@
 // The etcd store against a real etcd server started for this file: the shared MetaStore
 // contract (each test in its own key prefix, leases at etcd's 2 s minimum, real sleeps),
 // plus what only etcd does: unreachable server, restarts, overflow, compaction, TTL rounding.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import { silentLogger } from "@vecraft/common";
 import { EtcdMetaStore, loadMetaConfig, start, WatchCompactedError, WatchOverflowError, etcdLeaseTtlSeconds, type EtcdMetaStoreOptions, type MetaStore, type WatchEvent } from "../src/index.js";
 import { describeMetaStoreContract } from "./meta-store-contract.js";
-import { startEtcd, type EtcdServer } from "./etcd-server.js";
+import { etcdForFile } from "./etcd-server.js";
 import { FakeJournal } from "./fake-journal.js";
 import { tempDir } from "./helpers.js";
 
-let etcd: EtcdServer | undefined;
-beforeAll(async () => {
-  etcd = await startEtcd();
-}, 30_000);
-afterAll(async () => {
-  await etcd?.cleanup();
-});
-
-function server(): EtcdServer {
-  if (etcd === undefined) throw new Error("etcd did not start (see the beforeAll failure)");
-  return etcd;
-}
+const server = etcdForFile();
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const v = (s: string): Uint8Array => new TextEncoder().encode(s);

@@ -9,6 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Etcd3 } from "etcd3";
+import { afterAll, beforeAll } from "vitest";
 
 export interface EtcdServer {
   /** The client URL, e.g. http://127.0.0.1:41234. */
@@ -122,5 +123,20 @@ export async function startEtcd(readyTimeoutMs = 15_000): Promise<EtcdServer> {
       rmSync(dataDir, { recursive: true, force: true });
     },
     logs: () => out,
+  };
+}
+
+/** Starts one etcd for the calling test file (beforeAll/afterAll); the getter fails clearly if it did not start. */
+export function etcdForFile(): () => EtcdServer {
+  let etcd: EtcdServer | undefined;
+  beforeAll(async () => {
+    etcd = await startEtcd();
+  }, 30_000);
+  afterAll(async () => {
+    await etcd?.cleanup();
+  });
+  return () => {
+    if (etcd === undefined) throw new Error("etcd did not start (see the beforeAll failure)");
+    return etcd;
   };
 }

@@ -1,8 +1,14 @@
-import { Histogram, type Registry } from "prom-client";
+// The query processor's metrics. Labels are bounded: methods, failure reasons from a fixed
+// list, and node ids (bounded by the nodes registered in the catalog).
+import { Counter, Histogram, type Registry } from "prom-client";
 
 export interface QueryMetrics {
   readonly fanoutSeconds: Histogram<"method">;
   readonly shardsPerSearch: Histogram<string>;
+  readonly replicaAttempts: Counter<string>;
+  readonly replicasTried: Histogram<string>;
+  readonly replicaFailures: Counter<"node" | "reason">;
+  readonly replicaRetries: Counter<"reason">;
 }
 
 export function createQueryMetrics(registry: Registry): QueryMetrics {
@@ -18,6 +24,29 @@ export function createQueryMetrics(registry: Registry): QueryMetrics {
       name: "vecraft_query_shards_per_search",
       help: "Shards a search fanned out to.",
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers: [registry],
+    }),
+    replicaAttempts: new Counter({
+      name: "vecraft_query_replica_requests_total",
+      help: "Requests sent to shard replicas (one per shard per read, plus retries).",
+      registers: [registry],
+    }),
+    replicasTried: new Histogram({
+      name: "vecraft_query_replicas_tried",
+      help: "Replicas a shard read tried before it was answered or gave up (1: the first answered).",
+      buckets: [1, 2, 3, 4, 6, 8],
+      registers: [registry],
+    }),
+    replicaFailures: new Counter({
+      name: "vecraft_query_replica_failures_total",
+      help: "Shard replica calls that failed in a way another replica might not, by node and reason.",
+      labelNames: ["node", "reason"] as const,
+      registers: [registry],
+    }),
+    replicaRetries: new Counter({
+      name: "vecraft_query_replica_retries_total",
+      help: "Shard reads retried on another replica, by the reason the previous one failed.",
+      labelNames: ["reason"] as const,
       registers: [registry],
     }),
   };

@@ -4,12 +4,13 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { ConnectError } from "@connectrpc/connect";
 import { InvalidArgumentError, toConnectError } from "@vecraft/common";
 import { Consistency, type QueryService, type ShardHit, type StoredRecord } from "@vecraft/rpc";
-import { idsByShard, mergeHits, mergePages, readTarget, type QueryEngine } from "./query.js";
+import { idsByShard, mergeHits, mergePages, readTarget, type QueryEngine, type ReplicaBudget } from "./query.js";
 import type { QueryMetrics } from "./metrics.js";
 
-function callOpts(ctx: HandlerContext): { signal: AbortSignal; timeoutMs?: number } {
-  const t = ctx.timeoutMs();
-  return t === undefined ? { signal: ctx.signal } : { signal: ctx.signal, timeoutMs: t };
+/** What each shard read may spend over its replicas: the request's wait and deadline. */
+function budgetOf(engine: QueryEngine, ctx: HandlerContext): ReplicaBudget {
+  const timeoutMs = ctx.timeoutMs();
+  return { signal: ctx.signal, waitMs: engine.waitMs(timeoutMs), timeoutMs };
 }
 
 /** Raises the first failure (naming its shard), unless partial results are allowed. */
@@ -40,11 +41,11 @@ export function createQueryServiceImpl(engine: QueryEngine, metrics: QueryMetric
         throw new InvalidArgumentError(`vector: expected ${spec.dimension} dimensions, got ${req.vectorF32.length / 4}`);
       }
       const resolved = await engine.resolve(req.consistency, cc.shards.map((s) => s.partition), ctx.signal, ctx.timeoutMs() ?? 30_000);
-      const waitMs = engine.waitMs(ctx.timeoutMs());
+      const budget = budgetOf(engine, ctx);
       const stop = metrics.fanoutSeconds.startTimer({ method: "search" });
       const results = await Promise.allSettled(
         cc.shards.map((p) =>
-          engine.onReplica(p, (client) =>
+          engine.onReplica(p, budget, (client, attempt) =>
             client.searchShard(
               {
                 collection: req.collection,
@@ -53,11 +54,11 @@ export function createQueryServiceImpl(engine: QueryEngine, metrics: QueryMetric
                 k: req.k,
                 filterJson: req.filterJson,
                 ef: req.ef,
-                read: readTarget(resolved.target(p.partition), waitMs),
+                read: readTarget(resolved.target(p.partition), attempt.waitMs),
                 includeVectors: req.includeVectors,
                 includeMetadata: req.includeMetadata,
               },
-              callOpts(ctx),
+              attempt.call,
             ),
           ),
         ),
@@ -78,17 +79,19 @@ export function createQueryServiceImpl(engine: QueryEngine, metrics: QueryMetric
       const groups = idsByShard(req.ids, spec.shards);
       const placements = cc.shards.filter((p) => groups.has(p.shard));
       const resolved = await engine.resolve(req.consistency, placements.map((p) => p.partition), ctx.signal, ctx.timeoutMs() ?? 30_000);
-      const waitMs = engine.waitMs(ctx.timeoutMs());
+      const budget = budgetOf(engine, ctx);
+      const stop = metrics.fanoutSeconds.startTimer({ method: "get" });
       const results = await Promise.allSettled(
         placements.map((p) =>
-          engine.onReplica(p, (client) =>
+          engine.onReplica(p, budget, (client, attempt) =>
             client.getShardRecords(
-              { collection: req.collection, shard: p.shard, ids: groups.get(p.shard) ?? [], read: readTarget(resolved.target(p.partition), waitMs) },
-              callOpts(ctx),
+              { collection: req.collection, shard: p.shard, ids: groups.get(p.shard) ?? [], read: readTarget(resolved.target(p.partition), attempt.waitMs) },
+              attempt.call,
             ),
           ),
         ),
       );
+      stop();
       const { values } = settle(results, placements.map((p) => p.shard), false);
       const byId = new Map<string, StoredRecord>();
       for (const v of values) for (const r of v.records) byId.set(r.id, r);
@@ -104,17 +107,26 @@ export function createQueryServiceImpl(engine: QueryEngine, metrics: QueryMetric
       if (req.limit < 1 || req.limit > 1000) throw new InvalidArgumentError(`limit: must be between 1 and 1000, got ${req.limit}`);
       const cc = await engine.collection(req.collection, ctx.signal);
       const resolved = await engine.resolve(req.consistency, cc.shards.map((s) => s.partition), ctx.signal, ctx.timeoutMs() ?? 30_000);
-      const waitMs = engine.waitMs(ctx.timeoutMs());
+      const budget = budgetOf(engine, ctx);
+      const stop = metrics.fanoutSeconds.startTimer({ method: "query" });
       const results = await Promise.allSettled(
         cc.shards.map((p) =>
-          engine.onReplica(p, (client) =>
+          engine.onReplica(p, budget, (client, attempt) =>
             client.queryShard(
-              { collection: req.collection, shard: p.shard, filterJson: req.filterJson, limit: req.limit, afterId: req.afterId, read: readTarget(resolved.target(p.partition), waitMs) },
-              callOpts(ctx),
+              {
+                collection: req.collection,
+                shard: p.shard,
+                filterJson: req.filterJson,
+                limit: req.limit,
+                afterId: req.afterId,
+                read: readTarget(resolved.target(p.partition), attempt.waitMs),
+              },
+              attempt.call,
             ),
           ),
         ),
       );
+      stop();
       const { values } = settle(results, cc.shards.map((s) => s.shard), false);
       const { records, hasMore } = mergePages(values.map((v) => v.records), req.limit);
       const readTs = resolved.level === Consistency.EVENTUAL ? minApplied(values.map((v) => v.applied?.ts ?? 0n)) : resolved.readTs;

@@ -1,11 +1,10 @@
 // start(config, deps): a query processor as a value (tests, standalone).
 import type { Registry } from "prom-client";
 import { createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createMetrics, startRpcServer, type Logger, type RpcServer } from "@vecraft/common";
 import type { PhysicalClock } from "@vecraft/hlc";
-import { JournalService, MetaService, StorageService } from "@vecraft/rpc";
-import { CatalogCache } from "./catalog-cache.js";
+import { JournalService, MetaService, NodeRole, StorageService } from "@vecraft/rpc";
+import { CatalogFollower, internalGrpcTransport, keepRegistered, type Registration } from "@vecraft/meta-client";
 import type { QueryConfig } from "./config.js";
 import { createQueryMetrics } from "./metrics.js";
 import { QueryEngine, type StorageClientFor } from "./query.js";
@@ -25,18 +24,24 @@ export interface QueryDeps {
 export interface RunningQuery {
   readonly server: RpcServer;
   readonly url: string;
+  readonly registration: Registration;
   stop(): Promise<void>;
 }
 
-/** gRPC clients per storage node address, the least recently used dropped past `max`. */
+/**
+ * gRPC clients per storage node address, the least recently used dropped past `max`.
+ * `forget` drops a client whose connection broke, so the next call opens a new one (a
+ * dropped client's session closes on its own once idle). Pings find a connection whose
+ * peer vanished without closing it.
+ */
 export function storageClientPool(max: number): StorageClientFor {
   const pool = new Map<string, Client<typeof StorageService>>();
-  return (address) => {
+  const get = (address: string): Client<typeof StorageService> => {
     let c = pool.get(address);
     if (c) {
       pool.delete(address);
     } else {
-      c = createClient(StorageService, createGrpcTransport({ baseUrl: address }));
+      c = createClient(StorageService, internalGrpcTransport({ baseUrl: address, pingIntervalMs: 10_000, pingTimeoutMs: 5_000, idleConnectionTimeoutMs: 60_000 }));
       if (pool.size >= max) {
         const oldest = pool.keys().next();
         if (!oldest.done) pool.delete(oldest.value);
@@ -45,21 +50,27 @@ export function storageClientPool(max: number): StorageClientFor {
     pool.set(address, c);
     return c;
   };
+  return Object.assign(get, { forget: (address: string) => void pool.delete(address) });
 }
 
 export async function start(config: QueryConfig, deps: QueryDeps): Promise<RunningQuery> {
   const { logger } = deps;
   const registry = deps.registry ?? createMetrics();
-  const journal = deps.journal ?? createClient(JournalService, createGrpcTransport({ baseUrl: config.journalUrl }));
-  const meta = deps.meta ?? createClient(MetaService, createGrpcTransport({ baseUrl: config.metaUrl }));
-  const catalog = new CatalogCache(meta, logger);
-  await catalog.start();
+  const journal = deps.journal ?? createClient(JournalService, internalGrpcTransport({ baseUrl: config.journalUrl }));
+  const meta = deps.meta ?? createClient(MetaService, internalGrpcTransport({ baseUrl: config.metaUrl }));
+  // The catalog arrives in the background: the process comes up (and reports not ready)
+  // while the meta-manager is still starting or briefly away.
+  const catalog = new CatalogFollower(meta, logger);
+  catalog.start();
+  const metrics = createQueryMetrics(registry);
   const engine = new QueryEngine(catalog, journal, deps.storageFor ?? storageClientPool(config.maxStorageClients), logger, {
     defaultStalenessMs: config.defaultStalenessMs,
     defaultWaitMs: config.defaultWaitMs,
     clock: deps.clock ?? { now: () => Date.now() },
+    metrics,
+    health: { baseCooldownMs: config.replicaCooldownMs, maxCooldownMs: config.replicaMaxCooldownMs, now: () => performance.now() },
   });
-  const impl = createQueryServiceImpl(engine, createQueryMetrics(registry));
+  const impl = createQueryServiceImpl(engine, metrics);
   let server: RpcServer;
   try {
     server = await startRpcServer({
@@ -70,18 +81,28 @@ export async function start(config: QueryConfig, deps: QueryDeps): Promise<Runni
       port: config.port,
       logger,
       registry,
-      ready: () => catalog.current !== undefined,
+      // Ready once the catalog is loaded; the registration is not a condition (an etcd
+      // outage must not take query processors out of service).
+      ready: () => catalog.loaded,
     });
   } catch (e) {
     await catalog.close();
     throw e;
   }
+  const registration = keepRegistered(
+    meta,
+    { id: config.nodeId, address: config.advertiseUrl || server.url, roles: [NodeRole.QUERY_PROCESSOR] },
+    config.leaseTtlMs,
+    logger,
+  );
   let stopping: Promise<void> | undefined;
   return {
     server,
     url: server.url,
+    registration,
     stop() {
       stopping ??= (async () => {
+        await registration.stop();
         await server.close(config.shutdownGraceMs);
         await catalog.close();
       })();

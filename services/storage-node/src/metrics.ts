@@ -1,10 +1,12 @@
 // Storage node metrics, registered once on the process registry.
-import { Gauge, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { decode } from "@vecraft/hlc";
-import type { StorageNode } from "./node.js";
+import type { NodeStats, ReplicaStateName, StorageNode } from "./node.js";
 
 export interface StorageMetrics {
   readonly searchSeconds: Histogram<"filtered">;
+  /** What the node reports about bootstraps and catch-ups. */
+  readonly stats: NodeStats;
   bind(node: StorageNode): void;
 }
 
@@ -54,8 +56,40 @@ export function createStorageMetrics(registry: Registry): StorageMetrics {
       this.set((node?.restoreProgress() ?? []).reduce((n, r) => n + r.rows, 0));
     },
   });
+  new Gauge({
+    name: "vecraft_storage_replicas",
+    help: "Local shard replicas by state (serving, bootstrapping, catching_up).",
+    labelNames: ["state"] as const,
+    registers: [registry],
+    collect() {
+      const counts: Record<ReplicaStateName, number> = { serving: 0, bootstrapping: 0, catching_up: 0 };
+      for (const r of node?.replicas() ?? []) counts[r.state]++;
+      for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+    },
+  });
+  const bootstrapBytes = new Counter({
+    name: "vecraft_storage_bootstrap_bytes_received_total",
+    help: "Shard snapshot bytes received from peers.",
+    registers: [registry],
+  });
+  const bootstraps = new Counter({
+    name: "vecraft_storage_bootstraps_total",
+    help: "Shard replica bootstraps by source (snapshot from a peer, or rebuild from the journal) and outcome; a failed snapshot from one peer counts once.",
+    labelNames: ["source", "outcome"] as const,
+    registers: [registry],
+  });
+  const catchUp = new Counter({
+    name: "vecraft_storage_catchup_entries_total",
+    help: "Journal entries applied to bootstrapping replicas while catching up (or rebuilding).",
+    registers: [registry],
+  });
   return {
     searchSeconds,
+    stats: {
+      bootstrapBytes: (n) => bootstrapBytes.inc(n),
+      bootstrapFinished: (source, outcome) => bootstraps.inc({ source, outcome }),
+      catchUpEntries: (n) => catchUp.inc(n),
+    },
     bind(n) {
       node = n;
     },

@@ -1,14 +1,15 @@
 // start(config, deps): a storage node as a value (tests, standalone), main.ts wraps it.
 import type { Registry } from "prom-client";
 import { createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+
 import { createMetrics, startRpcServer, UnavailableError, type Logger, type RpcServer } from "@vecraft/common";
-import { JournalService, MetaService, NodeRole } from "@vecraft/rpc";
-import { keepRegistered, type Registration } from "./registration.js";
+import { JournalService, MetaService, NodeRole, type StorageService } from "@vecraft/rpc";
+import { CatalogFollower, internalGrpcTransport, keepRegistered, type Registration } from "@vecraft/meta-client";
 import type { StorageConfig } from "./config.js";
 import { createFilterCompiler } from "./filters.js";
 import { createStorageMetrics } from "./metrics.js";
 import { StorageNode } from "./node.js";
+import { PlacementFollower, type CatalogView } from "./placement.js";
 import { storageRoutes } from "./routes.js";
 import { createStorageServiceImpl } from "./storage-service.js";
 
@@ -19,12 +20,23 @@ export interface StorageDeps {
   readonly journal?: Client<typeof JournalService>;
   /** The meta-manager to register with; a gRPC client to config.metaUrl (when set) when absent. */
   readonly meta?: Client<typeof MetaService>;
-  /** Placement when hostAll is false: does this node host (collection, shard)? */
-  readonly hosts?: (collection: string, shard: number, partition: number) => boolean;
+  /**
+   * The catalog to follow placements from when hostAll is false; a CatalogFollower of
+   * `meta` when absent (none without a meta-manager: then only CREATE entries place shards).
+   */
+  readonly catalog?: CatalogView;
+  /** Largest snapshot chunk to ask peers for (tests; 0: the peer's default). */
+  readonly snapshotChunkBytes?: number;
+  /** A StorageService client for a peer's address (tests; default: gRPC over HTTP/2). */
+  readonly peerClient?: (address: string) => Client<typeof StorageService>;
+  /** How long a new placement settles before it is bootstrapped (tests; see PlacementOptions). */
+  readonly placementSettleMs?: number;
 }
 
 export interface RunningStorage {
   readonly node: StorageNode;
+  /** Set when the node follows catalog placements (hostAll false and a catalog). */
+  readonly placement: PlacementFollower | undefined;
   readonly server: RpcServer;
   readonly url: string;
   stop(): Promise<void>;
@@ -34,7 +46,7 @@ export async function start(config: StorageConfig, deps: StorageDeps): Promise<R
   const { logger } = deps;
   const registry = deps.registry ?? createMetrics();
   const metrics = createStorageMetrics(registry);
-  const journal = deps.journal ?? createClient(JournalService, createGrpcTransport({ baseUrl: config.journalUrl }));
+  const journal = deps.journal ?? createClient(JournalService, internalGrpcTransport({ baseUrl: config.journalUrl }));
   let partitions = config.partitions.map((p) => Number(p));
   if (partitions.length === 0) {
     const status = await journal.getPartitions({}, { timeoutMs: 30_000 });
@@ -46,10 +58,12 @@ export async function start(config: StorageConfig, deps: StorageDeps): Promise<R
     partitions,
     journal,
     logger,
-    hosts: config.hostAll ? () => true : (deps.hosts ?? (() => false)),
+    hostAll: config.hostAll,
     exactThreshold: config.exactThreshold,
     checkpointEveryWrites: config.checkpointEveryWrites,
     subscribeBatchEntries: config.subscribeBatchEntries,
+    stats: metrics.stats,
+    snapshotChunkBytes: deps.snapshotChunkBytes ?? 0,
   });
   metrics.bind(node);
   // Serve /metrics and /readyz while shard indexes are restored (a rebuild of a large
@@ -83,17 +97,35 @@ export async function start(config: StorageConfig, deps: StorageDeps): Promise<R
     await node.close();
     throw e;
   }
-  const meta = deps.meta ?? (config.metaUrl ? createClient(MetaService, createGrpcTransport({ baseUrl: config.metaUrl })) : undefined);
+  const meta = deps.meta ?? (config.metaUrl ? createClient(MetaService, internalGrpcTransport({ baseUrl: config.metaUrl })) : undefined);
   const registration: Registration | undefined = meta
     ? keepRegistered(meta, { id: config.nodeId, address: config.advertiseUrl || server.url, roles: [NodeRole.STORAGE] }, config.leaseTtlMs, logger)
     : undefined;
+  // Placements are followed only once every registered replica is open (node.start
+  // above), so that a replica this node still hosts is never re-bootstrapped.
+  let follower: CatalogFollower | undefined;
+  let catalog = deps.catalog;
+  if (!config.hostAll && !catalog && meta) {
+    follower = new CatalogFollower(meta, logger);
+    follower.start();
+    catalog = follower;
+  }
+  const placement = !config.hostAll && catalog ? new PlacementFollower(node, catalog, {
+          logger,
+          ...(deps.peerClient ? { peerClient: deps.peerClient } : {}),
+          ...(deps.placementSettleMs !== undefined ? { settleMs: deps.placementSettleMs } : {}),
+        }) : undefined;
+  placement?.start();
   let stopping: Promise<void> | undefined;
   return {
     node,
+    placement,
     server,
     url: server.url,
     stop() {
       stopping ??= (async () => {
+        await placement?.stop();
+        await follower?.close();
         await registration?.stop();
         await server.close(config.shutdownGraceMs);
         await node.close();

@@ -260,6 +260,30 @@ export class ShardStore {
     }
   }
 
+  /**
+   * A consistent copy of the store at `path` (SQLite's online backup, run in steps on
+   * this connection, so writes made meanwhile through it are carried into the copy),
+   * turned into a single self-contained file; returns the position the copy has applied.
+   */
+  async backup(path: string): Promise<{ offset: number; ts: bigint }> {
+    await this.db.backup(path);
+    return ShardStore.sealCopy(path);
+  }
+
+  /** Makes a copied store one file (rollback journal, not WAL) and reads its applied position. */
+  static sealCopy(path: string): { offset: number; ts: bigint } {
+    const db = new Database(path);
+    try {
+      db.defaultSafeIntegers(true);
+      db.pragma("journal_mode = DELETE");
+      const row = db.prepare<[], { offset: bigint; ts: bigint }>("SELECT offset, ts FROM applied WHERE one = 1").get();
+      if (!row) throw new Error(`${path} has no applied position: not a shard store`);
+      return { offset: Number(row.offset), ts: row.ts };
+    } finally {
+      db.close();
+    }
+  }
+
   close(): void {
     this.db.close();
   }

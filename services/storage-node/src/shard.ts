@@ -60,6 +60,8 @@ export class Shard {
     readonly collection: string,
     readonly shard: number,
     readonly partition: number,
+    /** The catalog uid of the collection incarnation ("" for replicas registered before uids were kept). */
+    readonly uid: string,
     readonly spec: ShardSpec,
     readonly store: ShardStore,
     readonly index: VectorIndex,

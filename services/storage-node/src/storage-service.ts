@@ -2,8 +2,8 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { InvalidArgumentError } from "@vecraft/common";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { Collection, ReadTarget, StorageService, StoredRecordSchema } from "@vecraft/rpc";
-import type { Position, StorageNode } from "./node.js";
+import { ReplicaState, type Collection, type ReadTarget, type StorageService, type StoredRecordSchema } from "@vecraft/rpc";
+import type { Position, ReplicaStateName, StorageNode } from "./node.js";
 import type { CompiledWhere, Shard } from "./shard.js";
 import type { StoredRow } from "./shard-store.js";
 import type { StorageMetrics } from "./metrics.js";
@@ -46,6 +46,12 @@ function stored(row: StoredRow, withVector = true, withMetadata = true): Message
     offset: BigInt(row.offset),
   };
 }
+
+const REPLICA_STATES: Record<ReplicaStateName, ReplicaState> = {
+  serving: ReplicaState.SERVING,
+  bootstrapping: ReplicaState.BOOTSTRAPPING,
+  catching_up: ReplicaState.CATCHING_UP,
+};
 
 export function createStorageServiceImpl(nodeOf: () => StorageNode, compile: FilterCompiler, limits: StorageLimits, metrics: StorageMetrics): ServiceImpl<typeof StorageService> {
   const wait = async (shard: Shard, read: ReadTarget | undefined, ctx: HandlerContext): Promise<Position> => {
@@ -100,19 +106,28 @@ export function createStorageServiceImpl(nodeOf: () => StorageNode, compile: Fil
       return { records: shard.page(filter, req.afterId, req.limit).map((r) => stored(r)), applied: applied(shard, pos) };
     },
 
+    async *getShardSnapshot(req, ctx) {
+      yield* nodeOf().snapshot(req.collection, req.shard, req.uid, req.chunkBytes, ctx.signal);
+    },
+
     getStorageStatus() {
       const node = nodeOf();
       return {
         node: node.nodeId,
-        shards: node.hostedShards().map((s) => {
-          const pos = node.position(s.partition);
+        shards: node.replicas().map((r) => {
+          const s = r.replica;
+          // A serving replica stands where its partition does; one being built where it got to.
+          const pos = r.state === "serving" ? node.position(r.partition) : { offset: s?.store.appliedOffset ?? 0, ts: s?.store.appliedTs ?? 0n };
           return {
-            collection: s.collection,
-            shard: s.shard,
-            applied: applied(s, pos),
-            records: BigInt(s.store.liveRecords),
-            indexed: BigInt(s.index.size),
-            checkpointOffset: BigInt(s.index.checkpointOffset),
+            collection: r.collection,
+            shard: r.shard,
+            applied: { partition: r.partition, offset: BigInt(pos.offset), ts: pos.ts },
+            records: BigInt(s?.store.liveRecords ?? 0),
+            indexed: BigInt(s?.index.size ?? 0),
+            checkpointOffset: BigInt(s?.index.checkpointOffset ?? 0),
+            state: REPLICA_STATES[r.state],
+            bootstrapBytesDone: BigInt(r.bytesDone),
+            bootstrapBytesTotal: BigInt(r.bytesTotal),
           };
         }),
         partitions: node.partitionPositions().map(({ partition, position }) => ({ partition, offset: BigInt(position.offset), ts: position.ts })),

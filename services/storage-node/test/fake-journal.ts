@@ -43,16 +43,33 @@ export class FakeJournal {
     partition: number,
     spec: { name: string; dimension: number; shards?: number; metric?: Metric; fields?: { name: string; type: FieldType; indexed: boolean }[] },
     shards: number[],
+    placement: { uid?: string; replicas?: Record<number, string[]> } = {},
   ): JournalEntry {
     const collection = create(CollectionSchema, { metric: Metric.COSINE, shards: shards.length, hnsw: { m: 16, efConstruction: 128, efSearch: 64 }, ...spec });
+    const replicas = Object.entries(placement.replicas ?? {}).map(([shard, nodes]) => ({ shard: Number(shard), nodes }));
     return this.append(partition, {
       type: EntryType.DDL,
-      payload: { case: "ddl", value: create(DdlPayloadSchema, { collection: spec.name, op: DdlOp.CREATE_COLLECTION, spec: toBinary(CollectionSchema, collection), shards }) },
+      payload: {
+        case: "ddl",
+        value: create(DdlPayloadSchema, {
+          collection: spec.name,
+          op: DdlOp.CREATE_COLLECTION,
+          spec: toBinary(CollectionSchema, collection),
+          shards,
+          uid: placement.uid ?? "",
+          replicas,
+        }),
+      },
     });
   }
 
-  dropCollection(partition: number, name: string): JournalEntry {
-    return this.append(partition, { type: EntryType.DDL, payload: { case: "ddl", value: create(DdlPayloadSchema, { collection: name, op: DdlOp.DROP_COLLECTION }) } });
+  dropCollection(partition: number, name: string, uid = ""): JournalEntry {
+    return this.append(partition, { type: EntryType.DDL, payload: { case: "ddl", value: create(DdlPayloadSchema, { collection: name, op: DdlOp.DROP_COLLECTION, uid }) } });
+  }
+
+  /** Wakes subscribers (after a client's `visible` limit was raised). */
+  poke(): void {
+    for (const fn of [...this.wake]) fn();
   }
 
   write(partition: number, collection: string, shard: number, upserts: { id: string; vector: number[]; metadata?: object }[], deletes: string[] = []): JournalEntry {
@@ -74,7 +91,8 @@ export class FakeJournal {
     });
   }
 
-  client(): Client<typeof JournalService> {
+  /** A client; `visible` (when given) caps the offsets it can see per partition (a lagging view). */
+  client(visible?: (partition: number) => number): Client<typeof JournalService> {
     const logs = this.logs;
     const wake = this.wake;
     return createClient(
@@ -85,8 +103,9 @@ export class FakeJournal {
             const log = logs.get(req.partition) ?? [];
             let next = Number(req.fromOffset);
             while (!ctx.signal.aborted) {
-              if (next <= log.length) {
-                const batch = log.slice(next - 1, next - 1 + (req.maxBatchEntries || 100));
+              const end = Math.min(log.length, visible?.(req.partition) ?? log.length);
+              if (next <= end) {
+                const batch = log.slice(next - 1, Math.min(end, next - 1 + (req.maxBatchEntries || 100)));
                 next += batch.length;
                 yield { entries: batch, commitOffset: BigInt(log.length), nextOffset: BigInt(next) };
                 continue;

@@ -3,6 +3,7 @@
 import { mkdtemp, rm, writeFile, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { DeadlineExceededError, NotFoundError, silentLogger } from "@vecraft/common";
 import { StorageNode } from "../src/node.js";
@@ -27,7 +28,7 @@ async function openNode(dataDir: string, journal: FakeJournal, overrides: Partia
     partitions: [...journal.logs.keys()],
     journal: journal.client(),
     logger: silentLogger,
-    hosts: () => true,
+    hostAll: true,
     exactThreshold: 50,
     checkpointEveryWrites: 1_000_000,
     subscribeBatchEntries: 7,
@@ -197,5 +198,23 @@ describe("StorageNode", () => {
     expect(() => node.shard("c", 0)).toThrow(NotFoundError);
     // Nothing of the dropped collection is left on disk.
     expect((await readdir(join(dir, "storage"))).filter((d) => d.startsWith("c."))).toEqual([]);
+  });
+
+  it("migrates a registry written before uids were kept, and keeps its replicas", async () => {
+    const journal = new FakeJournal(1);
+    const dir = await tempDir();
+    journal.createCollection(0, { name: "c", dimension: 2 }, [0]);
+    journal.write(0, "c", 0, [{ id: "a", vector: [1, 0] }]);
+    let node = await openNode(dir, journal);
+    await caughtUp(node, journal);
+    await node.close();
+    // Turn the registry back into the old shape (no uid column).
+    const db = new Database(join(dir, "storage", "node.sqlite"));
+    db.exec("ALTER TABLE shards DROP COLUMN uid");
+    db.close();
+    node = await openNode(dir, journal);
+    await caughtUp(node, journal);
+    expect(node.shard("c", 0).get(["a"])).toHaveLength(1);
+    expect(node.shard("c", 0).uid).toBe("");
   });
 });

@@ -38,6 +38,7 @@ export {
   Deferred,
   onShutdownSignals,
   DEFAULT_BACKOFF,
+  raceSignal,
   DEFAULT_RETRY_BUDGET_MS,
 } from "./lifecycle.js";
 export type {

@@ -6,6 +6,38 @@ export function abortReason(signal: AbortSignal): unknown {
 }
 
 /**
+ * Races a promise with a signal, without cancelling the shared promise itself. Rejects
+ * with the signal's reason (whatever the aborting code chose, often a ConnectError), as
+ * abortableSleep does; the abandoned promise's own failure is then ignored.
+ */
+export function raceSignal<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return p;
+  const abandon = (): Promise<never> => {
+    p.catch(() => undefined); // abandoned: its outcome no longer matters
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the abort reason passes through untouched
+    return Promise.reject(abortReason(signal));
+  };
+  if (signal.aborted) return abandon();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      abandon().catch(reject);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the original rejection through
+        reject(e);
+      },
+    );
+  });
+}
+
+/**
  * Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. The
  * timer is cleared on abort and the abort listener is removed when the sleep ends, so
  * long-lived signals do not collect listeners.

@@ -33,6 +33,7 @@ import {
   ResourceExhaustedError,
   UnavailableError,
   abortReason,
+  raceSignal,
   isVecraftError,
   type Logger,
 } from "@vecraft/common";
@@ -528,33 +529,7 @@ export class EtcdMetaStore implements MetaStore {
 
   /** Races `p` against the signal; an abort rejects with its reason (the RPC ends at its deadline). */
   private wait<T>(signal: AbortSignal | undefined, p: Promise<T>): Promise<T> {
-    if (signal === undefined) return p;
-    if (signal.aborted) {
-      p.catch(() => undefined); // abandoned: its outcome no longer matters
-      // The reason is whatever the aborting code chose; it passes through, as with fetch.
-      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
-      return Promise.reject(abortReason(signal));
-    }
-    return new Promise<T>((resolve, reject) => {
-      const onAbort = (): void => {
-        p.catch(() => undefined); // abandoned: its outcome no longer matters
-        // The reason is whatever the aborting code chose; it passes through, as with fetch.
-        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
-        reject(abortReason(signal));
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      p.then(
-        (v) => {
-          signal.removeEventListener("abort", onAbort);
-          resolve(v);
-        },
-        (e: unknown) => {
-          signal.removeEventListener("abort", onAbort);
-          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
-          reject(e);
-        },
-      );
-    });
+    return raceSignal(p, signal);
   }
 
   private translate(what: string, e: unknown): unknown {

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vecraft/v1/journal.proto.
  */
 export const file_vecraft_v1_journal: GenFile = /*@__PURE__*/
-  fileDesc("Chh2ZWNyYWZ0L3YxL2pvdXJuYWwucHJvdG8SCnZlY3JhZnQudjEiRAoLUmVjb3JkV3JpdGUSCgoCaWQYASABKAkSEgoKdmVjdG9yX2YzMhgCIAEoDBIVCg1tZXRhZGF0YV9qc29uGAMgASgJIqcBCgtEYXRhUGF5bG9hZBISCgpjb2xsZWN0aW9uGAEgASgJEg0KBXNoYXJkGAIgASgNEigKB3Vwc2VydHMYAyADKAsyFy52ZWNyYWZ0LnYxLlJlY29yZFdyaXRlEhIKCmRlbGV0ZV9pZHMYBCADKAkSEgoKcmVxdWVzdF9pZBgFIAEoCRIRCglwcmluY2lwYWwYBiABKAkSEAoIdHJhY2VfaWQYByABKAkikQEKCkRkbFBheWxvYWQSEgoKY29sbGVjdGlvbhgBIAEoCRIdCgJvcBgCIAEoDjIRLnZlY3JhZnQudjEuRGRsT3ASDAoEc3BlYxgDIAEoDBISCgpyZXF1ZXN0X2lkGAQgASgJEhEKCXByaW5jaXBhbBgFIAEoCRIOCgZzaGFyZHMYBiADKA0SCwoDdWlkGAcgASgJImcKCkVudHJ5SW5wdXQSJwoEZGF0YRgBIAEoCzIXLnZlY3JhZnQudjEuRGF0YVBheWxvYWRIABIlCgNkZGwYAiABKAsyFi52ZWNyYWZ0LnYxLkRkbFBheWxvYWRIAEIJCgdwYXlsb2FkIp0CCgxKb3VybmFsRW50cnkSEQoJcGFydGl0aW9uGAEgASgNEg4KBm9mZnNldBgCIAEoBBINCgVlcG9jaBgDIAEoDRIKCgJ0cxgEIAEoBBIjCgR0eXBlGAUgASgOMhUudmVjcmFmdC52MS5FbnRyeVR5cGUSEwoLcHJvZHVjZXJfaWQYBiABKAQSFgoOcHJvZHVjZXJfZXBvY2gYByABKA0SCwoDc2VxGAggASgEEicKBGRhdGEYCSABKAsyFy52ZWNyYWZ0LnYxLkRhdGFQYXlsb2FkSAASJQoDZGRsGAogASgLMhYudmVjcmFmdC52MS5EZGxQYXlsb2FkSAASFQoNcGF5bG9hZF9ieXRlcxgLIAEoDEIJCgdwYXlsb2FkIp4BCg1BcHBlbmRSZXF1ZXN0EhEKCXBhcnRpdGlvbhgBIAEoDRITCgtwcm9kdWNlcl9pZBgCIAEoBBIWCg5wcm9kdWNlcl9lcG9jaBgDIAEoDRIRCglmaXJzdF9zZXEYBCABKAQSEQoJY2F1c2FsX3RzGAUgASgEEicKB2VudHJpZXMYBiADKAsyFi52ZWNyYWZ0LnYxLkVudHJ5SW5wdXQiKgoMQXBwZW5kUmVzdWx0Eg4KBm9mZnNldBgBIAEoBBIKCgJ0cxgCIAEoBCJzCg5BcHBlbmRSZXNwb25zZRIRCglwYXJ0aXRpb24YASABKA0SDQoFZXBvY2gYAiABKA0SKQoHcmVzdWx0cxgDIAMoCzIYLnZlY3JhZnQudjEuQXBwZW5kUmVzdWx0EhQKDGRlZHVwbGljYXRlZBgEIAEoCCIkCg5CYXJyaWVyUmVxdWVzdBISCgpwYXJ0aXRpb25zGAEgAygNIkIKEVBhcnRpdGlvblBvc2l0aW9uEhEKCXBhcnRpdGlvbhgBIAEoDRIOCgZvZmZzZXQYAiABKAQSCgoCdHMYAyABKAQiQwoPQmFycmllclJlc3BvbnNlEjAKCXBvc2l0aW9ucxgBIAMoCzIdLnZlY3JhZnQudjEuUGFydGl0aW9uUG9zaXRpb24ifwoQU3Vic2NyaWJlUmVxdWVzdBIRCglwYXJ0aXRpb24YASABKA0SEwoLZnJvbV9vZmZzZXQYAiABKAQSGQoRbWF4X2JhdGNoX2VudHJpZXMYAyABKA0SEgoKc2tpcF90aWNrcxgEIAEoCBIUCgxyYXdfcGF5bG9hZHMYBSABKAgifQoRU3Vic2NyaWJlUmVzcG9uc2USKQoHZW50cmllcxgBIAMoCzIYLnZlY3JhZnQudjEuSm91cm5hbEVudHJ5EhUKDWNvbW1pdF9vZmZzZXQYAiABKAQSEQoJY2xvc2VkX3RzGAMgASgEEhMKC25leHRfb2Zmc2V0GAQgASgEIjgKElJlYWRFbnRyaWVzUmVxdWVzdBIiCgRyZWZzGAEgAygLMhQudmVjcmFmdC52MS5FbnRyeVJlZiItCghFbnRyeVJlZhIRCglwYXJ0aXRpb24YASABKA0SDgoGb2Zmc2V0GAIgASgEIkAKE1JlYWRFbnRyaWVzUmVzcG9uc2USKQoHZW50cmllcxgBIAMoCzIYLnZlY3JhZnQudjEuSm91cm5hbEVudHJ5IhYKFEdldFBhcnRpdGlvbnNSZXF1ZXN0IrsBChZKb3VybmFsUGFydGl0aW9uU3RhdHVzEhEKCXBhcnRpdGlvbhgBIAEoDRINCgVlcG9jaBgCIAEoDRIVCg1jb21taXRfb2Zmc2V0GAMgASgEEhEKCWNsb3NlZF90cxgEIAEoBBIUCgxmaXJzdF9vZmZzZXQYBSABKAQSEAoIc2VnbWVudHMYBiABKA0SHAoUYXVkaXRfaW5kZXhlZF9vZmZzZXQYByABKAQSDwoHc2VydmluZxgIIAEoCCJgChVHZXRQYXJ0aXRpb25zUmVzcG9uc2USNgoKcGFydGl0aW9ucxgBIAMoCzIiLnZlY3JhZnQudjEuSm91cm5hbFBhcnRpdGlvblN0YXR1cxIPCgdub2RlX2lkGAIgASgJIrkBChRKb3VybmFsUmVjb3JkVmVyc2lvbhIKCgJ0cxgBIAEoBBIRCglwYXJ0aXRpb24YAiABKA0SDgoGb2Zmc2V0GAMgASgEEiAKAm9wGAQgASgOMhQudmVjcmFmdC52MS5SZWNvcmRPcBISCgpyZXF1ZXN0X2lkGAUgASgJEhEKCXByaW5jaXBhbBgGIAEoCRISCgp2ZWN0b3JfZjMyGAcgASgMEhUKDW1ldGFkYXRhX2pzb24YCCABKAkiVgolSm91cm5hbFNlcnZpY2VHZXRSZWNvcmRIaXN0b3J5UmVxdWVzdBISCgpjb2xsZWN0aW9uGAEgASgJEgoKAmlkGAIgASgJEg0KBWxpbWl0GAMgASgNIlwKJkpvdXJuYWxTZXJ2aWNlR2V0UmVjb3JkSGlzdG9yeVJlc3BvbnNlEjIKCHZlcnNpb25zGAEgAygLMiAudmVjcmFmdC52MS5Kb3VybmFsUmVjb3JkVmVyc2lvbiIuChhHZXRSZXF1ZXN0RW50cmllc1JlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCSJGChlHZXRSZXF1ZXN0RW50cmllc1Jlc3BvbnNlEikKB2VudHJpZXMYASADKAsyGC52ZWNyYWZ0LnYxLkpvdXJuYWxFbnRyeSLDAQoQSm91cm5hbE9wZXJhdGlvbhIKCgJ0cxgBIAEoBBIRCglwYXJ0aXRpb24YAiABKA0SDgoGb2Zmc2V0GAMgASgEEiMKBHR5cGUYBCABKA4yFS52ZWNyYWZ0LnYxLkVudHJ5VHlwZRISCgpjb2xsZWN0aW9uGAUgASgJEhIKCnJlcXVlc3RfaWQYBiABKAkSEQoJcHJpbmNpcGFsGAcgASgJEg8KB3Vwc2VydHMYCCABKA0SDwoHZGVsZXRlcxgJIAEoDSJ+ChJMaXN0RW50cmllc1JlcXVlc3QSEgoKY29sbGVjdGlvbhgBIAEoCRIRCglwcmluY2lwYWwYAiABKAkSDwoHZnJvbV90cxgDIAEoBBINCgV0b190cxgEIAEoBBINCgVsaW1pdBgFIAEoDRISCgpwYWdlX3Rva2VuGAYgASgJImAKE0xpc3RFbnRyaWVzUmVzcG9uc2USMAoKb3BlcmF0aW9ucxgBIAMoCzIcLnZlY3JhZnQudjEuSm91cm5hbE9wZXJhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqgQEKCUVudHJ5VHlwZRIaChZFTlRSWV9UWVBFX1VOU1BFQ0lGSUVEEAASEwoPRU5UUllfVFlQRV9EQVRBEAESEwoPRU5UUllfVFlQRV9USUNLEAISGgoWRU5UUllfVFlQRV9FUE9DSF9TVEFSVBADEhIKDkVOVFJZX1RZUEVfRERMEAQqWQoFRGRsT3ASFgoSRERMX09QX1VOU1BFQ0lGSUVEEAASHAoYRERMX09QX0NSRUFURV9DT0xMRUNUSU9OEAESGgoWRERMX09QX0RST1BfQ09MTEVDVElPThACKlEKCFJlY29yZE9wEhkKFVJFQ09SRF9PUF9VTlNQRUNJRklFRBAAEhQKEFJFQ09SRF9PUF9VUFNFUlQQARIUChBSRUNPUkRfT1BfREVMRVRFEAIytAUKDkpvdXJuYWxTZXJ2aWNlEj8KBkFwcGVuZBIZLnZlY3JhZnQudjEuQXBwZW5kUmVxdWVzdBoaLnZlY3JhZnQudjEuQXBwZW5kUmVzcG9uc2USQgoHQmFycmllchIaLnZlY3JhZnQudjEuQmFycmllclJlcXVlc3QaGy52ZWNyYWZ0LnYxLkJhcnJpZXJSZXNwb25zZRJKCglTdWJzY3JpYmUSHC52ZWNyYWZ0LnYxLlN1YnNjcmliZVJlcXVlc3QaHS52ZWNyYWZ0LnYxLlN1YnNjcmliZVJlc3BvbnNlMAESTgoLUmVhZEVudHJpZXMSHi52ZWNyYWZ0LnYxLlJlYWRFbnRyaWVzUmVxdWVzdBofLnZlY3JhZnQudjEuUmVhZEVudHJpZXNSZXNwb25zZRJUCg1HZXRQYXJ0aXRpb25zEiAudmVjcmFmdC52MS5HZXRQYXJ0aXRpb25zUmVxdWVzdBohLnZlY3JhZnQudjEuR2V0UGFydGl0aW9uc1Jlc3BvbnNlEnkKEEdldFJlY29yZEhpc3RvcnkSMS52ZWNyYWZ0LnYxLkpvdXJuYWxTZXJ2aWNlR2V0UmVjb3JkSGlzdG9yeVJlcXVlc3QaMi52ZWNyYWZ0LnYxLkpvdXJuYWxTZXJ2aWNlR2V0UmVjb3JkSGlzdG9yeVJlc3BvbnNlEmAKEUdldFJlcXVlc3RFbnRyaWVzEiQudmVjcmFmdC52MS5HZXRSZXF1ZXN0RW50cmllc1JlcXVlc3QaJS52ZWNyYWZ0LnYxLkdldFJlcXVlc3RFbnRyaWVzUmVzcG9uc2USTgoLTGlzdEVudHJpZXMSHi52ZWNyYWZ0LnYxLkxpc3RFbnRyaWVzUmVxdWVzdBofLnZlY3JhZnQudjEuTGlzdEVudHJpZXNSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("Chh2ZWNyYWZ0L3YxL2pvdXJuYWwucHJvdG8SCnZlY3JhZnQudjEiRAoLUmVjb3JkV3JpdGUSCgoCaWQYASABKAkSEgoKdmVjdG9yX2YzMhgCIAEoDBIVCg1tZXRhZGF0YV9qc29uGAMgASgJIqcBCgtEYXRhUGF5bG9hZBISCgpjb2xsZWN0aW9uGAEgASgJEg0KBXNoYXJkGAIgASgNEigKB3Vwc2VydHMYAyADKAsyFy52ZWNyYWZ0LnYxLlJlY29yZFdyaXRlEhIKCmRlbGV0ZV9pZHMYBCADKAkSEgoKcmVxdWVzdF9pZBgFIAEoCRIRCglwcmluY2lwYWwYBiABKAkSEAoIdHJhY2VfaWQYByABKAkiwQEKCkRkbFBheWxvYWQSEgoKY29sbGVjdGlvbhgBIAEoCRIdCgJvcBgCIAEoDjIRLnZlY3JhZnQudjEuRGRsT3ASDAoEc3BlYxgDIAEoDBISCgpyZXF1ZXN0X2lkGAQgASgJEhEKCXByaW5jaXBhbBgFIAEoCRIOCgZzaGFyZHMYBiADKA0SCwoDdWlkGAcgASgJEi4KCHJlcGxpY2FzGAggAygLMhwudmVjcmFmdC52MS5EZGxTaGFyZFJlcGxpY2FzIjAKEERkbFNoYXJkUmVwbGljYXMSDQoFc2hhcmQYASABKA0SDQoFbm9kZXMYAiADKAkiZwoKRW50cnlJbnB1dBInCgRkYXRhGAEgASgLMhcudmVjcmFmdC52MS5EYXRhUGF5bG9hZEgAEiUKA2RkbBgCIAEoCzIWLnZlY3JhZnQudjEuRGRsUGF5bG9hZEgAQgkKB3BheWxvYWQinQIKDEpvdXJuYWxFbnRyeRIRCglwYXJ0aXRpb24YASABKA0SDgoGb2Zmc2V0GAIgASgEEg0KBWVwb2NoGAMgASgNEgoKAnRzGAQgASgEEiMKBHR5cGUYBSABKA4yFS52ZWNyYWZ0LnYxLkVudHJ5VHlwZRITCgtwcm9kdWNlcl9pZBgGIAEoBBIWCg5wcm9kdWNlcl9lcG9jaBgHIAEoDRILCgNzZXEYCCABKAQSJwoEZGF0YRgJIAEoCzIXLnZlY3JhZnQudjEuRGF0YVBheWxvYWRIABIlCgNkZGwYCiABKAsyFi52ZWNyYWZ0LnYxLkRkbFBheWxvYWRIABIVCg1wYXlsb2FkX2J5dGVzGAsgASgMQgkKB3BheWxvYWQingEKDUFwcGVuZFJlcXVlc3QSEQoJcGFydGl0aW9uGAEgASgNEhMKC3Byb2R1Y2VyX2lkGAIgASgEEhYKDnByb2R1Y2VyX2Vwb2NoGAMgASgNEhEKCWZpcnN0X3NlcRgEIAEoBBIRCgljYXVzYWxfdHMYBSABKAQSJwoHZW50cmllcxgGIAMoCzIWLnZlY3JhZnQudjEuRW50cnlJbnB1dCIqCgxBcHBlbmRSZXN1bHQSDgoGb2Zmc2V0GAEgASgEEgoKAnRzGAIgASgEInMKDkFwcGVuZFJlc3BvbnNlEhEKCXBhcnRpdGlvbhgBIAEoDRINCgVlcG9jaBgCIAEoDRIpCgdyZXN1bHRzGAMgAygLMhgudmVjcmFmdC52MS5BcHBlbmRSZXN1bHQSFAoMZGVkdXBsaWNhdGVkGAQgASgIIiQKDkJhcnJpZXJSZXF1ZXN0EhIKCnBhcnRpdGlvbnMYASADKA0iQgoRUGFydGl0aW9uUG9zaXRpb24SEQoJcGFydGl0aW9uGAEgASgNEg4KBm9mZnNldBgCIAEoBBIKCgJ0cxgDIAEoBCJDCg9CYXJyaWVyUmVzcG9uc2USMAoJcG9zaXRpb25zGAEgAygLMh0udmVjcmFmdC52MS5QYXJ0aXRpb25Qb3NpdGlvbiJ/ChBTdWJzY3JpYmVSZXF1ZXN0EhEKCXBhcnRpdGlvbhgBIAEoDRITCgtmcm9tX29mZnNldBgCIAEoBBIZChFtYXhfYmF0Y2hfZW50cmllcxgDIAEoDRISCgpza2lwX3RpY2tzGAQgASgIEhQKDHJhd19wYXlsb2FkcxgFIAEoCCJ9ChFTdWJzY3JpYmVSZXNwb25zZRIpCgdlbnRyaWVzGAEgAygLMhgudmVjcmFmdC52MS5Kb3VybmFsRW50cnkSFQoNY29tbWl0X29mZnNldBgCIAEoBBIRCgljbG9zZWRfdHMYAyABKAQSEwoLbmV4dF9vZmZzZXQYBCABKAQiOAoSUmVhZEVudHJpZXNSZXF1ZXN0EiIKBHJlZnMYASADKAsyFC52ZWNyYWZ0LnYxLkVudHJ5UmVmIi0KCEVudHJ5UmVmEhEKCXBhcnRpdGlvbhgBIAEoDRIOCgZvZmZzZXQYAiABKAQiQAoTUmVhZEVudHJpZXNSZXNwb25zZRIpCgdlbnRyaWVzGAEgAygLMhgudmVjcmFmdC52MS5Kb3VybmFsRW50cnkiFgoUR2V0UGFydGl0aW9uc1JlcXVlc3QiuwEKFkpvdXJuYWxQYXJ0aXRpb25TdGF0dXMSEQoJcGFydGl0aW9uGAEgASgNEg0KBWVwb2NoGAIgASgNEhUKDWNvbW1pdF9vZmZzZXQYAyABKAQSEQoJY2xvc2VkX3RzGAQgASgEEhQKDGZpcnN0X29mZnNldBgFIAEoBBIQCghzZWdtZW50cxgGIAEoDRIcChRhdWRpdF9pbmRleGVkX29mZnNldBgHIAEoBBIPCgdzZXJ2aW5nGAggASgIImAKFUdldFBhcnRpdGlvbnNSZXNwb25zZRI2CgpwYXJ0aXRpb25zGAEgAygLMiIudmVjcmFmdC52MS5Kb3VybmFsUGFydGl0aW9uU3RhdHVzEg8KB25vZGVfaWQYAiABKAkiuQEKFEpvdXJuYWxSZWNvcmRWZXJzaW9uEgoKAnRzGAEgASgEEhEKCXBhcnRpdGlvbhgCIAEoDRIOCgZvZmZzZXQYAyABKAQSIAoCb3AYBCABKA4yFC52ZWNyYWZ0LnYxLlJlY29yZE9wEhIKCnJlcXVlc3RfaWQYBSABKAkSEQoJcHJpbmNpcGFsGAYgASgJEhIKCnZlY3Rvcl9mMzIYByABKAwSFQoNbWV0YWRhdGFfanNvbhgIIAEoCSJWCiVKb3VybmFsU2VydmljZUdldFJlY29yZEhpc3RvcnlSZXF1ZXN0EhIKCmNvbGxlY3Rpb24YASABKAkSCgoCaWQYAiABKAkSDQoFbGltaXQYAyABKA0iXAomSm91cm5hbFNlcnZpY2VHZXRSZWNvcmRIaXN0b3J5UmVzcG9uc2USMgoIdmVyc2lvbnMYASADKAsyIC52ZWNyYWZ0LnYxLkpvdXJuYWxSZWNvcmRWZXJzaW9uIi4KGEdldFJlcXVlc3RFbnRyaWVzUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJIkYKGUdldFJlcXVlc3RFbnRyaWVzUmVzcG9uc2USKQoHZW50cmllcxgBIAMoCzIYLnZlY3JhZnQudjEuSm91cm5hbEVudHJ5IsMBChBKb3VybmFsT3BlcmF0aW9uEgoKAnRzGAEgASgEEhEKCXBhcnRpdGlvbhgCIAEoDRIOCgZvZmZzZXQYAyABKAQSIwoEdHlwZRgEIAEoDjIVLnZlY3JhZnQudjEuRW50cnlUeXBlEhIKCmNvbGxlY3Rpb24YBSABKAkSEgoKcmVxdWVzdF9pZBgGIAEoCRIRCglwcmluY2lwYWwYByABKAkSDwoHdXBzZXJ0cxgIIAEoDRIPCgdkZWxldGVzGAkgASgNIn4KEkxpc3RFbnRyaWVzUmVxdWVzdBISCgpjb2xsZWN0aW9uGAEgASgJEhEKCXByaW5jaXBhbBgCIAEoCRIPCgdmcm9tX3RzGAMgASgEEg0KBXRvX3RzGAQgASgEEg0KBWxpbWl0GAUgASgNEhIKCnBhZ2VfdG9rZW4YBiABKAkiYAoTTGlzdEVudHJpZXNSZXNwb25zZRIwCgpvcGVyYXRpb25zGAEgAygLMhwudmVjcmFmdC52MS5Kb3VybmFsT3BlcmF0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSqBAQoJRW50cnlUeXBlEhoKFkVOVFJZX1RZUEVfVU5TUEVDSUZJRUQQABITCg9FTlRSWV9UWVBFX0RBVEEQARITCg9FTlRSWV9UWVBFX1RJQ0sQAhIaChZFTlRSWV9UWVBFX0VQT0NIX1NUQVJUEAMSEgoORU5UUllfVFlQRV9EREwQBCpZCgVEZGxPcBIWChJERExfT1BfVU5TUEVDSUZJRUQQABIcChhERExfT1BfQ1JFQVRFX0NPTExFQ1RJT04QARIaChZERExfT1BfRFJPUF9DT0xMRUNUSU9OEAIqUQoIUmVjb3JkT3ASGQoVUkVDT1JEX09QX1VOU1BFQ0lGSUVEEAASFAoQUkVDT1JEX09QX1VQU0VSVBABEhQKEFJFQ09SRF9PUF9ERUxFVEUQAjK0BQoOSm91cm5hbFNlcnZpY2USPwoGQXBwZW5kEhkudmVjcmFmdC52MS5BcHBlbmRSZXF1ZXN0GhoudmVjcmFmdC52MS5BcHBlbmRSZXNwb25zZRJCCgdCYXJyaWVyEhoudmVjcmFmdC52MS5CYXJyaWVyUmVxdWVzdBobLnZlY3JhZnQudjEuQmFycmllclJlc3BvbnNlEkoKCVN1YnNjcmliZRIcLnZlY3JhZnQudjEuU3Vic2NyaWJlUmVxdWVzdBodLnZlY3JhZnQudjEuU3Vic2NyaWJlUmVzcG9uc2UwARJOCgtSZWFkRW50cmllcxIeLnZlY3JhZnQudjEuUmVhZEVudHJpZXNSZXF1ZXN0Gh8udmVjcmFmdC52MS5SZWFkRW50cmllc1Jlc3BvbnNlElQKDUdldFBhcnRpdGlvbnMSIC52ZWNyYWZ0LnYxLkdldFBhcnRpdGlvbnNSZXF1ZXN0GiEudmVjcmFmdC52MS5HZXRQYXJ0aXRpb25zUmVzcG9uc2USeQoQR2V0UmVjb3JkSGlzdG9yeRIxLnZlY3JhZnQudjEuSm91cm5hbFNlcnZpY2VHZXRSZWNvcmRIaXN0b3J5UmVxdWVzdBoyLnZlY3JhZnQudjEuSm91cm5hbFNlcnZpY2VHZXRSZWNvcmRIaXN0b3J5UmVzcG9uc2USYAoRR2V0UmVxdWVzdEVudHJpZXMSJC52ZWNyYWZ0LnYxLkdldFJlcXVlc3RFbnRyaWVzUmVxdWVzdBolLnZlY3JhZnQudjEuR2V0UmVxdWVzdEVudHJpZXNSZXNwb25zZRJOCgtMaXN0RW50cmllcxIeLnZlY3JhZnQudjEuTGlzdEVudHJpZXNSZXF1ZXN0Gh8udmVjcmFmdC52MS5MaXN0RW50cmllc1Jlc3BvbnNlYgZwcm90bzM");
 
 /**
  * One record written by an upsert.
@@ -165,6 +165,14 @@ export type DdlPayload = Message<"vecraft.v1.DdlPayload"> & {
    * @generated from field: string uid = 7;
    */
   uid: string;
+
+  /**
+   * For a create: the storage nodes that host each of `shards` from this entry on. Later
+   * moves (healing) are catalog changes; storage nodes follow them through the catalog.
+   *
+   * @generated from field: repeated vecraft.v1.DdlShardReplicas replicas = 8;
+   */
+  replicas: DdlShardReplicas[];
 };
 
 /**
@@ -173,6 +181,34 @@ export type DdlPayload = Message<"vecraft.v1.DdlPayload"> & {
  */
 export const DdlPayloadSchema: GenMessage<DdlPayload> = /*@__PURE__*/
   messageDesc(file_vecraft_v1_journal, 2);
+
+/**
+ * The storage nodes placed to host one shard of a collection being created.
+ *
+ * @generated from message vecraft.v1.DdlShardReplicas
+ */
+export type DdlShardReplicas = Message<"vecraft.v1.DdlShardReplicas"> & {
+  /**
+   * The shard.
+   *
+   * @generated from field: uint32 shard = 1;
+   */
+  shard: number;
+
+  /**
+   * Storage node ids.
+   *
+   * @generated from field: repeated string nodes = 2;
+   */
+  nodes: string[];
+};
+
+/**
+ * Describes the message vecraft.v1.DdlShardReplicas.
+ * Use `create(DdlShardReplicasSchema)` to create a new message.
+ */
+export const DdlShardReplicasSchema: GenMessage<DdlShardReplicas> = /*@__PURE__*/
+  messageDesc(file_vecraft_v1_journal, 3);
 
 /**
  * An entry to append: a DATA or DDL payload. The journal stamps offset, epoch and ts.
@@ -209,7 +245,7 @@ export type EntryInput = Message<"vecraft.v1.EntryInput"> & {
  * Use `create(EntryInputSchema)` to create a new message.
  */
 export const EntryInputSchema: GenMessage<EntryInput> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 3);
+  messageDesc(file_vecraft_v1_journal, 4);
 
 /**
  * A committed journal entry.
@@ -311,7 +347,7 @@ export type JournalEntry = Message<"vecraft.v1.JournalEntry"> & {
  * Use `create(JournalEntrySchema)` to create a new message.
  */
 export const JournalEntrySchema: GenMessage<JournalEntry> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 4);
+  messageDesc(file_vecraft_v1_journal, 5);
 
 /**
  * Request for JournalService.Append.
@@ -367,7 +403,7 @@ export type AppendRequest = Message<"vecraft.v1.AppendRequest"> & {
  * Use `create(AppendRequestSchema)` to create a new message.
  */
 export const AppendRequestSchema: GenMessage<AppendRequest> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 5);
+  messageDesc(file_vecraft_v1_journal, 6);
 
 /**
  * Where one appended entry landed.
@@ -395,7 +431,7 @@ export type AppendResult = Message<"vecraft.v1.AppendResult"> & {
  * Use `create(AppendResultSchema)` to create a new message.
  */
 export const AppendResultSchema: GenMessage<AppendResult> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 6);
+  messageDesc(file_vecraft_v1_journal, 7);
 
 /**
  * Response of JournalService.Append.
@@ -437,7 +473,7 @@ export type AppendResponse = Message<"vecraft.v1.AppendResponse"> & {
  * Use `create(AppendResponseSchema)` to create a new message.
  */
 export const AppendResponseSchema: GenMessage<AppendResponse> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 7);
+  messageDesc(file_vecraft_v1_journal, 8);
 
 /**
  * Request for JournalService.Barrier.
@@ -458,7 +494,7 @@ export type BarrierRequest = Message<"vecraft.v1.BarrierRequest"> & {
  * Use `create(BarrierRequestSchema)` to create a new message.
  */
 export const BarrierRequestSchema: GenMessage<BarrierRequest> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 8);
+  messageDesc(file_vecraft_v1_journal, 9);
 
 /**
  * A committed position of a partition.
@@ -493,7 +529,7 @@ export type PartitionPosition = Message<"vecraft.v1.PartitionPosition"> & {
  * Use `create(PartitionPositionSchema)` to create a new message.
  */
 export const PartitionPositionSchema: GenMessage<PartitionPosition> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 9);
+  messageDesc(file_vecraft_v1_journal, 10);
 
 /**
  * Response of JournalService.Barrier.
@@ -514,7 +550,7 @@ export type BarrierResponse = Message<"vecraft.v1.BarrierResponse"> & {
  * Use `create(BarrierResponseSchema)` to create a new message.
  */
 export const BarrierResponseSchema: GenMessage<BarrierResponse> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 10);
+  messageDesc(file_vecraft_v1_journal, 11);
 
 /**
  * Request for JournalService.Subscribe.
@@ -564,7 +600,7 @@ export type SubscribeRequest = Message<"vecraft.v1.SubscribeRequest"> & {
  * Use `create(SubscribeRequestSchema)` to create a new message.
  */
 export const SubscribeRequestSchema: GenMessage<SubscribeRequest> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 11);
+  messageDesc(file_vecraft_v1_journal, 12);
 
 /**
  * One message of JournalService.Subscribe.
@@ -606,7 +642,7 @@ export type SubscribeResponse = Message<"vecraft.v1.SubscribeResponse"> & {
  * Use `create(SubscribeResponseSchema)` to create a new message.
  */
 export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 12);
+  messageDesc(file_vecraft_v1_journal, 13);
 
 /**
  * Request for JournalService.ReadEntries.
@@ -627,7 +663,7 @@ export type ReadEntriesRequest = Message<"vecraft.v1.ReadEntriesRequest"> & {
  * Use `create(ReadEntriesRequestSchema)` to create a new message.
  */
 export const ReadEntriesRequestSchema: GenMessage<ReadEntriesRequest> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 13);
+  messageDesc(file_vecraft_v1_journal, 14);
 
 /**
  * A reference to an entry.
@@ -655,7 +691,7 @@ export type EntryRef = Message<"vecraft.v1.EntryRef"> & {
  * Use `create(EntryRefSchema)` to create a new message.
  */
 export const EntryRefSchema: GenMessage<EntryRef> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 14);
+  messageDesc(file_vecraft_v1_journal, 15);
 
 /**
  * Response of JournalService.ReadEntries.
@@ -676,7 +712,7 @@ export type ReadEntriesResponse = Message<"vecraft.v1.ReadEntriesResponse"> & {
  * Use `create(ReadEntriesResponseSchema)` to create a new message.
  */
 export const ReadEntriesResponseSchema: GenMessage<ReadEntriesResponse> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 15);
+  messageDesc(file_vecraft_v1_journal, 16);
 
 /**
  * Request for JournalService.GetPartitions.
@@ -691,7 +727,7 @@ export type GetPartitionsRequest = Message<"vecraft.v1.GetPartitionsRequest"> & 
  * Use `create(GetPartitionsRequestSchema)` to create a new message.
  */
 export const GetPartitionsRequestSchema: GenMessage<GetPartitionsRequest> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 16);
+  messageDesc(file_vecraft_v1_journal, 17);
 
 /**
  * The state of one partition replica.
@@ -761,7 +797,7 @@ export type JournalPartitionStatus = Message<"vecraft.v1.JournalPartitionStatus"
  * Use `create(JournalPartitionStatusSchema)` to create a new message.
  */
 export const JournalPartitionStatusSchema: GenMessage<JournalPartitionStatus> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 17);
+  messageDesc(file_vecraft_v1_journal, 18);
 
 /**
  * Response of JournalService.GetPartitions.
@@ -789,7 +825,7 @@ export type GetPartitionsResponse = Message<"vecraft.v1.GetPartitionsResponse"> 
  * Use `create(GetPartitionsResponseSchema)` to create a new message.
  */
 export const GetPartitionsResponseSchema: GenMessage<GetPartitionsResponse> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 18);
+  messageDesc(file_vecraft_v1_journal, 19);
 
 /**
  * One version of a record, from the journal.
@@ -859,7 +895,7 @@ export type JournalRecordVersion = Message<"vecraft.v1.JournalRecordVersion"> & 
  * Use `create(JournalRecordVersionSchema)` to create a new message.
  */
 export const JournalRecordVersionSchema: GenMessage<JournalRecordVersion> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 19);
+  messageDesc(file_vecraft_v1_journal, 20);
 
 /**
  * Request for JournalService.GetRecordHistory.
@@ -894,7 +930,7 @@ export type JournalServiceGetRecordHistoryRequest = Message<"vecraft.v1.JournalS
  * Use `create(JournalServiceGetRecordHistoryRequestSchema)` to create a new message.
  */
 export const JournalServiceGetRecordHistoryRequestSchema: GenMessage<JournalServiceGetRecordHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 20);
+  messageDesc(file_vecraft_v1_journal, 21);
 
 /**
  * Response of JournalService.GetRecordHistory.
@@ -915,7 +951,7 @@ export type JournalServiceGetRecordHistoryResponse = Message<"vecraft.v1.Journal
  * Use `create(JournalServiceGetRecordHistoryResponseSchema)` to create a new message.
  */
 export const JournalServiceGetRecordHistoryResponseSchema: GenMessage<JournalServiceGetRecordHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 21);
+  messageDesc(file_vecraft_v1_journal, 22);
 
 /**
  * Request for JournalService.GetRequestEntries.
@@ -936,7 +972,7 @@ export type GetRequestEntriesRequest = Message<"vecraft.v1.GetRequestEntriesRequ
  * Use `create(GetRequestEntriesRequestSchema)` to create a new message.
  */
 export const GetRequestEntriesRequestSchema: GenMessage<GetRequestEntriesRequest> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 22);
+  messageDesc(file_vecraft_v1_journal, 23);
 
 /**
  * Response of JournalService.GetRequestEntries.
@@ -957,7 +993,7 @@ export type GetRequestEntriesResponse = Message<"vecraft.v1.GetRequestEntriesRes
  * Use `create(GetRequestEntriesResponseSchema)` to create a new message.
  */
 export const GetRequestEntriesResponseSchema: GenMessage<GetRequestEntriesResponse> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 23);
+  messageDesc(file_vecraft_v1_journal, 24);
 
 /**
  * A summary of one journal entry, from the audit index.
@@ -1034,7 +1070,7 @@ export type JournalOperation = Message<"vecraft.v1.JournalOperation"> & {
  * Use `create(JournalOperationSchema)` to create a new message.
  */
 export const JournalOperationSchema: GenMessage<JournalOperation> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 24);
+  messageDesc(file_vecraft_v1_journal, 25);
 
 /**
  * Request for JournalService.ListEntries.
@@ -1090,7 +1126,7 @@ export type ListEntriesRequest = Message<"vecraft.v1.ListEntriesRequest"> & {
  * Use `create(ListEntriesRequestSchema)` to create a new message.
  */
 export const ListEntriesRequestSchema: GenMessage<ListEntriesRequest> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 25);
+  messageDesc(file_vecraft_v1_journal, 26);
 
 /**
  * Response of JournalService.ListEntries.
@@ -1118,7 +1154,7 @@ export type ListEntriesResponse = Message<"vecraft.v1.ListEntriesResponse"> & {
  * Use `create(ListEntriesResponseSchema)` to create a new message.
  */
 export const ListEntriesResponseSchema: GenMessage<ListEntriesResponse> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_journal, 26);
+  messageDesc(file_vecraft_v1_journal, 27);
 
 /**
  * The kind of a journal entry.

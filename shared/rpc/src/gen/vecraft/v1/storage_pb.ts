@@ -2,15 +2,15 @@
 // @generated from file vecraft/v1/storage.proto (package vecraft.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file vecraft/v1/storage.proto.
  */
 export const file_vecraft_v1_storage: GenFile = /*@__PURE__*/
-  fileDesc("Chh2ZWNyYWZ0L3YxL3N0b3JhZ2UucHJvdG8SCnZlY3JhZnQudjEiQQoKUmVhZFRhcmdldBISCgptaW5fb2Zmc2V0GAEgASgEEg4KBm1pbl90cxgCIAEoBBIPCgd3YWl0X21zGAMgASgNImEKDFN0b3JlZFJlY29yZBIKCgJpZBgBIAEoCRISCgp2ZWN0b3JfZjMyGAIgASgMEhUKDW1ldGFkYXRhX2pzb24YAyABKAkSCgoCdHMYBCABKAQSDgoGb2Zmc2V0GAUgASgEIlAKCFNoYXJkSGl0EgoKAmlkGAEgASgJEg0KBXNjb3JlGAIgASgBEhIKCnZlY3Rvcl9mMzIYAyABKAwSFQoNbWV0YWRhdGFfanNvbhgEIAEoCSJACg9BcHBsaWVkUG9zaXRpb24SEQoJcGFydGl0aW9uGAEgASgNEg4KBm9mZnNldBgCIAEoBBIKCgJ0cxgDIAEoBCLQAQoSU2VhcmNoU2hhcmRSZXF1ZXN0EhIKCmNvbGxlY3Rpb24YASABKAkSDQoFc2hhcmQYAiABKA0SEgoKdmVjdG9yX2YzMhgDIAEoDBIJCgFrGAQgASgNEhMKC2ZpbHRlcl9qc29uGAUgASgJEgoKAmVmGAYgASgNEiQKBHJlYWQYByABKAsyFi52ZWNyYWZ0LnYxLlJlYWRUYXJnZXQSFwoPaW5jbHVkZV92ZWN0b3JzGAggASgIEhgKEGluY2x1ZGVfbWV0YWRhdGEYCSABKAgidQoTU2VhcmNoU2hhcmRSZXNwb25zZRIiCgRoaXRzGAEgAygLMhQudmVjcmFmdC52MS5TaGFyZEhpdBIsCgdhcHBsaWVkGAIgASgLMhsudmVjcmFmdC52MS5BcHBsaWVkUG9zaXRpb24SDAoEbm9kZRgDIAEoCSJuChZHZXRTaGFyZFJlY29yZHNSZXF1ZXN0EhIKCmNvbGxlY3Rpb24YASABKAkSDQoFc2hhcmQYAiABKA0SCwoDaWRzGAMgAygJEiQKBHJlYWQYBCABKAsyFi52ZWNyYWZ0LnYxLlJlYWRUYXJnZXQicgoXR2V0U2hhcmRSZWNvcmRzUmVzcG9uc2USKQoHcmVjb3JkcxgBIAMoCzIYLnZlY3JhZnQudjEuU3RvcmVkUmVjb3JkEiwKB2FwcGxpZWQYAiABKAsyGy52ZWNyYWZ0LnYxLkFwcGxpZWRQb3NpdGlvbiKSAQoRUXVlcnlTaGFyZFJlcXVlc3QSEgoKY29sbGVjdGlvbhgBIAEoCRINCgVzaGFyZBgCIAEoDRITCgtmaWx0ZXJfanNvbhgDIAEoCRINCgVsaW1pdBgEIAEoDRIQCghhZnRlcl9pZBgFIAEoCRIkCgRyZWFkGAYgASgLMhYudmVjcmFmdC52MS5SZWFkVGFyZ2V0Im0KElF1ZXJ5U2hhcmRSZXNwb25zZRIpCgdyZWNvcmRzGAEgAygLMhgudmVjcmFmdC52MS5TdG9yZWRSZWNvcmQSLAoHYXBwbGllZBgCIAEoCzIbLnZlY3JhZnQudjEuQXBwbGllZFBvc2l0aW9uIhkKF0dldFN0b3JhZ2VTdGF0dXNSZXF1ZXN0IqEBChFTaGFyZFJlcGxpY2FTdGF0ZRISCgpjb2xsZWN0aW9uGAEgASgJEg0KBXNoYXJkGAIgASgNEiwKB2FwcGxpZWQYAyABKAsyGy52ZWNyYWZ0LnYxLkFwcGxpZWRQb3NpdGlvbhIPCgdyZWNvcmRzGAQgASgEEg8KB2luZGV4ZWQYBSABKAQSGQoRY2hlY2twb2ludF9vZmZzZXQYBiABKAQiiAEKGEdldFN0b3JhZ2VTdGF0dXNSZXNwb25zZRIMCgRub2RlGAEgASgJEi0KBnNoYXJkcxgCIAMoCzIdLnZlY3JhZnQudjEuU2hhcmRSZXBsaWNhU3RhdGUSLwoKcGFydGl0aW9ucxgDIAMoCzIbLnZlY3JhZnQudjEuQXBwbGllZFBvc2l0aW9uMugCCg5TdG9yYWdlU2VydmljZRJOCgtTZWFyY2hTaGFyZBIeLnZlY3JhZnQudjEuU2VhcmNoU2hhcmRSZXF1ZXN0Gh8udmVjcmFmdC52MS5TZWFyY2hTaGFyZFJlc3BvbnNlEloKD0dldFNoYXJkUmVjb3JkcxIiLnZlY3JhZnQudjEuR2V0U2hhcmRSZWNvcmRzUmVxdWVzdBojLnZlY3JhZnQudjEuR2V0U2hhcmRSZWNvcmRzUmVzcG9uc2USSwoKUXVlcnlTaGFyZBIdLnZlY3JhZnQudjEuUXVlcnlTaGFyZFJlcXVlc3QaHi52ZWNyYWZ0LnYxLlF1ZXJ5U2hhcmRSZXNwb25zZRJdChBHZXRTdG9yYWdlU3RhdHVzEiMudmVjcmFmdC52MS5HZXRTdG9yYWdlU3RhdHVzUmVxdWVzdBokLnZlY3JhZnQudjEuR2V0U3RvcmFnZVN0YXR1c1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("Chh2ZWNyYWZ0L3YxL3N0b3JhZ2UucHJvdG8SCnZlY3JhZnQudjEiQQoKUmVhZFRhcmdldBISCgptaW5fb2Zmc2V0GAEgASgEEg4KBm1pbl90cxgCIAEoBBIPCgd3YWl0X21zGAMgASgNImEKDFN0b3JlZFJlY29yZBIKCgJpZBgBIAEoCRISCgp2ZWN0b3JfZjMyGAIgASgMEhUKDW1ldGFkYXRhX2pzb24YAyABKAkSCgoCdHMYBCABKAQSDgoGb2Zmc2V0GAUgASgEIlAKCFNoYXJkSGl0EgoKAmlkGAEgASgJEg0KBXNjb3JlGAIgASgBEhIKCnZlY3Rvcl9mMzIYAyABKAwSFQoNbWV0YWRhdGFfanNvbhgEIAEoCSJACg9BcHBsaWVkUG9zaXRpb24SEQoJcGFydGl0aW9uGAEgASgNEg4KBm9mZnNldBgCIAEoBBIKCgJ0cxgDIAEoBCLQAQoSU2VhcmNoU2hhcmRSZXF1ZXN0EhIKCmNvbGxlY3Rpb24YASABKAkSDQoFc2hhcmQYAiABKA0SEgoKdmVjdG9yX2YzMhgDIAEoDBIJCgFrGAQgASgNEhMKC2ZpbHRlcl9qc29uGAUgASgJEgoKAmVmGAYgASgNEiQKBHJlYWQYByABKAsyFi52ZWNyYWZ0LnYxLlJlYWRUYXJnZXQSFwoPaW5jbHVkZV92ZWN0b3JzGAggASgIEhgKEGluY2x1ZGVfbWV0YWRhdGEYCSABKAgidQoTU2VhcmNoU2hhcmRSZXNwb25zZRIiCgRoaXRzGAEgAygLMhQudmVjcmFmdC52MS5TaGFyZEhpdBIsCgdhcHBsaWVkGAIgASgLMhsudmVjcmFmdC52MS5BcHBsaWVkUG9zaXRpb24SDAoEbm9kZRgDIAEoCSJuChZHZXRTaGFyZFJlY29yZHNSZXF1ZXN0EhIKCmNvbGxlY3Rpb24YASABKAkSDQoFc2hhcmQYAiABKA0SCwoDaWRzGAMgAygJEiQKBHJlYWQYBCABKAsyFi52ZWNyYWZ0LnYxLlJlYWRUYXJnZXQicgoXR2V0U2hhcmRSZWNvcmRzUmVzcG9uc2USKQoHcmVjb3JkcxgBIAMoCzIYLnZlY3JhZnQudjEuU3RvcmVkUmVjb3JkEiwKB2FwcGxpZWQYAiABKAsyGy52ZWNyYWZ0LnYxLkFwcGxpZWRQb3NpdGlvbiKSAQoRUXVlcnlTaGFyZFJlcXVlc3QSEgoKY29sbGVjdGlvbhgBIAEoCRINCgVzaGFyZBgCIAEoDRITCgtmaWx0ZXJfanNvbhgDIAEoCRINCgVsaW1pdBgEIAEoDRIQCghhZnRlcl9pZBgFIAEoCRIkCgRyZWFkGAYgASgLMhYudmVjcmFmdC52MS5SZWFkVGFyZ2V0Im0KElF1ZXJ5U2hhcmRSZXNwb25zZRIpCgdyZWNvcmRzGAEgAygLMhgudmVjcmFmdC52MS5TdG9yZWRSZWNvcmQSLAoHYXBwbGllZBgCIAEoCzIbLnZlY3JhZnQudjEuQXBwbGllZFBvc2l0aW9uIhkKF0dldFN0b3JhZ2VTdGF0dXNSZXF1ZXN0IocCChFTaGFyZFJlcGxpY2FTdGF0ZRISCgpjb2xsZWN0aW9uGAEgASgJEg0KBXNoYXJkGAIgASgNEiwKB2FwcGxpZWQYAyABKAsyGy52ZWNyYWZ0LnYxLkFwcGxpZWRQb3NpdGlvbhIPCgdyZWNvcmRzGAQgASgEEg8KB2luZGV4ZWQYBSABKAQSGQoRY2hlY2twb2ludF9vZmZzZXQYBiABKAQSJwoFc3RhdGUYByABKA4yGC52ZWNyYWZ0LnYxLlJlcGxpY2FTdGF0ZRIcChRib290c3RyYXBfYnl0ZXNfZG9uZRgIIAEoBBIdChVib290c3RyYXBfYnl0ZXNfdG90YWwYCSABKAQiiAEKGEdldFN0b3JhZ2VTdGF0dXNSZXNwb25zZRIMCgRub2RlGAEgASgJEi0KBnNoYXJkcxgCIAMoCzIdLnZlY3JhZnQudjEuU2hhcmRSZXBsaWNhU3RhdGUSLwoKcGFydGl0aW9ucxgDIAMoCzIbLnZlY3JhZnQudjEuQXBwbGllZFBvc2l0aW9uIl4KF0dldFNoYXJkU25hcHNob3RSZXF1ZXN0EhIKCmNvbGxlY3Rpb24YASABKAkSDQoFc2hhcmQYAiABKA0SCwoDdWlkGAMgASgJEhMKC2NodW5rX2J5dGVzGAQgASgNIj8KEVNoYXJkU25hcHNob3RGaWxlEgwKBG5hbWUYASABKAkSDAoEc2l6ZRgCIAEoBBIOCgZjcmMzMmMYAyABKA0i6AEKE1NoYXJkU25hcHNob3RIZWFkZXISEgoKY29sbGVjdGlvbhgBIAEoCRINCgVzaGFyZBgCIAEoDRIRCglwYXJ0aXRpb24YAyABKA0SCwoDdWlkGAQgASgJEhYKDmNyZWF0ZWRfb2Zmc2V0GAUgASgEEgwKBHNwZWMYBiABKAwSLAoHYXBwbGllZBgHIAEoCzIbLnZlY3JhZnQudjEuQXBwbGllZFBvc2l0aW9uEiwKBWZpbGVzGAggAygLMh0udmVjcmFmdC52MS5TaGFyZFNuYXBzaG90RmlsZRIMCgRub2RlGAkgASgJIkAKElNoYXJkU25hcHNob3RDaHVuaxIMCgRmaWxlGAEgASgNEg4KBm9mZnNldBgCIAEoBBIMCgRkYXRhGAMgASgMIoYBChhHZXRTaGFyZFNuYXBzaG90UmVzcG9uc2USMQoGaGVhZGVyGAEgASgLMh8udmVjcmFmdC52MS5TaGFyZFNuYXBzaG90SGVhZGVySAASLwoFY2h1bmsYAiABKAsyHi52ZWNyYWZ0LnYxLlNoYXJkU25hcHNob3RDaHVua0gAQgYKBHBhcnQqiAEKDFJlcGxpY2FTdGF0ZRIdChlSRVBMSUNBX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVUkVQTElDQV9TVEFURV9TRVJWSU5HEAESHwobUkVQTElDQV9TVEFURV9CT09UU1RSQVBQSU5HEAISHQoZUkVQTElDQV9TVEFURV9DQVRDSElOR19VUBADMskDCg5TdG9yYWdlU2VydmljZRJOCgtTZWFyY2hTaGFyZBIeLnZlY3JhZnQudjEuU2VhcmNoU2hhcmRSZXF1ZXN0Gh8udmVjcmFmdC52MS5TZWFyY2hTaGFyZFJlc3BvbnNlEloKD0dldFNoYXJkUmVjb3JkcxIiLnZlY3JhZnQudjEuR2V0U2hhcmRSZWNvcmRzUmVxdWVzdBojLnZlY3JhZnQudjEuR2V0U2hhcmRSZWNvcmRzUmVzcG9uc2USSwoKUXVlcnlTaGFyZBIdLnZlY3JhZnQudjEuUXVlcnlTaGFyZFJlcXVlc3QaHi52ZWNyYWZ0LnYxLlF1ZXJ5U2hhcmRSZXNwb25zZRJdChBHZXRTdG9yYWdlU3RhdHVzEiMudmVjcmFmdC52MS5HZXRTdG9yYWdlU3RhdHVzUmVxdWVzdBokLnZlY3JhZnQudjEuR2V0U3RvcmFnZVN0YXR1c1Jlc3BvbnNlEl8KEEdldFNoYXJkU25hcHNob3QSIy52ZWNyYWZ0LnYxLkdldFNoYXJkU25hcHNob3RSZXF1ZXN0GiQudmVjcmFmdC52MS5HZXRTaGFyZFNuYXBzaG90UmVzcG9uc2UwAWIGcHJvdG8z");
 
 /**
  * What a shard replica must have applied before it answers. Zero fields ask for nothing.
@@ -503,6 +503,27 @@ export type ShardReplicaState = Message<"vecraft.v1.ShardReplicaState"> & {
    * @generated from field: uint64 checkpoint_offset = 6;
    */
   checkpointOffset: bigint;
+
+  /**
+   * Whether the replica serves reads or is still being built.
+   *
+   * @generated from field: vecraft.v1.ReplicaState state = 7;
+   */
+  state: ReplicaState;
+
+  /**
+   * While bootstrapping: snapshot bytes received so far, and in all.
+   *
+   * @generated from field: uint64 bootstrap_bytes_done = 8;
+   */
+  bootstrapBytesDone: bigint;
+
+  /**
+   * While bootstrapping: the snapshot's size in bytes (0 until its header arrived).
+   *
+   * @generated from field: uint64 bootstrap_bytes_total = 9;
+   */
+  bootstrapBytesTotal: bigint;
 };
 
 /**
@@ -546,6 +567,273 @@ export type GetStorageStatusResponse = Message<"vecraft.v1.GetStorageStatusRespo
  */
 export const GetStorageStatusResponseSchema: GenMessage<GetStorageStatusResponse> = /*@__PURE__*/
   messageDesc(file_vecraft_v1_storage, 12);
+
+/**
+ * Asks for a snapshot of one shard replica.
+ *
+ * @generated from message vecraft.v1.GetShardSnapshotRequest
+ */
+export type GetShardSnapshotRequest = Message<"vecraft.v1.GetShardSnapshotRequest"> & {
+  /**
+   * The collection.
+   *
+   * @generated from field: string collection = 1;
+   */
+  collection: string;
+
+  /**
+   * The shard.
+   *
+   * @generated from field: uint32 shard = 2;
+   */
+  shard: number;
+
+  /**
+   * The collection's catalog uid; a replica of another incarnation is FAILED_PRECONDITION.
+   *
+   * @generated from field: string uid = 3;
+   */
+  uid: string;
+
+  /**
+   * Largest chunk the caller wants (0: the server's default).
+   *
+   * @generated from field: uint32 chunk_bytes = 4;
+   */
+  chunkBytes: number;
+};
+
+/**
+ * Describes the message vecraft.v1.GetShardSnapshotRequest.
+ * Use `create(GetShardSnapshotRequestSchema)` to create a new message.
+ */
+export const GetShardSnapshotRequestSchema: GenMessage<GetShardSnapshotRequest> = /*@__PURE__*/
+  messageDesc(file_vecraft_v1_storage, 13);
+
+/**
+ * One file of a shard snapshot.
+ *
+ * @generated from message vecraft.v1.ShardSnapshotFile
+ */
+export type ShardSnapshotFile = Message<"vecraft.v1.ShardSnapshotFile"> & {
+  /**
+   * File name inside the shard directory (e.g. "shard.sqlite", "index.usearch").
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Size in bytes.
+   *
+   * @generated from field: uint64 size = 2;
+   */
+  size: bigint;
+
+  /**
+   * CRC32C of the whole file.
+   *
+   * @generated from field: uint32 crc32c = 3;
+   */
+  crc32c: number;
+};
+
+/**
+ * Describes the message vecraft.v1.ShardSnapshotFile.
+ * Use `create(ShardSnapshotFileSchema)` to create a new message.
+ */
+export const ShardSnapshotFileSchema: GenMessage<ShardSnapshotFile> = /*@__PURE__*/
+  messageDesc(file_vecraft_v1_storage, 14);
+
+/**
+ * What a snapshot holds; the first message of a GetShardSnapshot stream.
+ *
+ * @generated from message vecraft.v1.ShardSnapshotHeader
+ */
+export type ShardSnapshotHeader = Message<"vecraft.v1.ShardSnapshotHeader"> & {
+  /**
+   * The collection.
+   *
+   * @generated from field: string collection = 1;
+   */
+  collection: string;
+
+  /**
+   * The shard.
+   *
+   * @generated from field: uint32 shard = 2;
+   */
+  shard: number;
+
+  /**
+   * The journal partition the shard lives in.
+   *
+   * @generated from field: uint32 partition = 3;
+   */
+  partition: number;
+
+  /**
+   * The collection's catalog uid.
+   *
+   * @generated from field: string uid = 4;
+   */
+  uid: string;
+
+  /**
+   * Offset of the collection's CREATE entry in the partition.
+   *
+   * @generated from field: uint64 created_offset = 5;
+   */
+  createdOffset: bigint;
+
+  /**
+   * The serialized vecraft.v1.Collection the shard was created with.
+   *
+   * @generated from field: bytes spec = 6;
+   */
+  spec: Uint8Array;
+
+  /**
+   * The partition position the SQLite copy has applied through.
+   *
+   * @generated from field: vecraft.v1.AppliedPosition applied = 7;
+   */
+  applied?: AppliedPosition | undefined;
+
+  /**
+   * The files that follow, in order.
+   *
+   * @generated from field: repeated vecraft.v1.ShardSnapshotFile files = 8;
+   */
+  files: ShardSnapshotFile[];
+
+  /**
+   * The node that served the snapshot.
+   *
+   * @generated from field: string node = 9;
+   */
+  node: string;
+};
+
+/**
+ * Describes the message vecraft.v1.ShardSnapshotHeader.
+ * Use `create(ShardSnapshotHeaderSchema)` to create a new message.
+ */
+export const ShardSnapshotHeaderSchema: GenMessage<ShardSnapshotHeader> = /*@__PURE__*/
+  messageDesc(file_vecraft_v1_storage, 15);
+
+/**
+ * A piece of one snapshot file; pieces of a file arrive in order.
+ *
+ * @generated from message vecraft.v1.ShardSnapshotChunk
+ */
+export type ShardSnapshotChunk = Message<"vecraft.v1.ShardSnapshotChunk"> & {
+  /**
+   * Index into the header's files.
+   *
+   * @generated from field: uint32 file = 1;
+   */
+  file: number;
+
+  /**
+   * Byte offset of `data` in the file.
+   *
+   * @generated from field: uint64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * The bytes.
+   *
+   * @generated from field: bytes data = 3;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message vecraft.v1.ShardSnapshotChunk.
+ * Use `create(ShardSnapshotChunkSchema)` to create a new message.
+ */
+export const ShardSnapshotChunkSchema: GenMessage<ShardSnapshotChunk> = /*@__PURE__*/
+  messageDesc(file_vecraft_v1_storage, 16);
+
+/**
+ * One message of a GetShardSnapshot stream.
+ *
+ * @generated from message vecraft.v1.GetShardSnapshotResponse
+ */
+export type GetShardSnapshotResponse = Message<"vecraft.v1.GetShardSnapshotResponse"> & {
+  /**
+   * A header first, then chunks.
+   *
+   * @generated from oneof vecraft.v1.GetShardSnapshotResponse.part
+   */
+  part: {
+    /**
+     * The first message.
+     *
+     * @generated from field: vecraft.v1.ShardSnapshotHeader header = 1;
+     */
+    value: ShardSnapshotHeader;
+    case: "header";
+  } | {
+    /**
+     * File contents.
+     *
+     * @generated from field: vecraft.v1.ShardSnapshotChunk chunk = 2;
+     */
+    value: ShardSnapshotChunk;
+    case: "chunk";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message vecraft.v1.GetShardSnapshotResponse.
+ * Use `create(GetShardSnapshotResponseSchema)` to create a new message.
+ */
+export const GetShardSnapshotResponseSchema: GenMessage<GetShardSnapshotResponse> = /*@__PURE__*/
+  messageDesc(file_vecraft_v1_storage, 17);
+
+/**
+ * Where a shard replica on a storage node is in its life.
+ *
+ * @generated from enum vecraft.v1.ReplicaState
+ */
+export enum ReplicaState {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: REPLICA_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Applying the journal and answering reads.
+   *
+   * @generated from enum value: REPLICA_STATE_SERVING = 1;
+   */
+  SERVING = 1,
+
+  /**
+   * Copying a peer's snapshot (or rebuilding from the journal); not answering reads.
+   *
+   * @generated from enum value: REPLICA_STATE_BOOTSTRAPPING = 2;
+   */
+  BOOTSTRAPPING = 2,
+
+  /**
+   * Snapshot installed, replaying the journal up to the node's position; not answering reads.
+   *
+   * @generated from enum value: REPLICA_STATE_CATCHING_UP = 3;
+   */
+  CATCHING_UP = 3,
+}
+
+/**
+ * Describes the enum vecraft.v1.ReplicaState.
+ */
+export const ReplicaStateSchema: GenEnum<ReplicaState> = /*@__PURE__*/
+  enumDesc(file_vecraft_v1_storage, 0);
 
 /**
  * A storage node hosts shard replicas. It replays the journal into SQLite and an HNSW
@@ -599,6 +887,20 @@ export const StorageService: GenService<{
     methodKind: "unary";
     input: typeof GetStorageStatusRequestSchema;
     output: typeof GetStorageStatusResponseSchema;
+  },
+  /**
+   * A consistent copy of one shard replica, for a node that bootstraps a new replica of
+   * it: first a header (applied position, spec, the files and their sizes and
+   * checksums), then the files' bytes in order, in chunks. The index file covers an
+   * offset at or below the SQLite copy's applied offset; the receiver re-adds the rows
+   * changed after it.
+   *
+   * @generated from rpc vecraft.v1.StorageService.GetShardSnapshot
+   */
+  getShardSnapshot: {
+    methodKind: "server_streaming";
+    input: typeof GetShardSnapshotRequestSchema;
+    output: typeof GetShardSnapshotResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_vecraft_v1_storage, 0);
