@@ -14,6 +14,8 @@ async function main(): Promise<void> {
   const interrupt = new AbortController();
   // First Ctrl-C: stop gracefully (in-flight batches are abandoned, exit 130). Second: Node's default.
   process.once("SIGINT", () => interrupt.abort(new Error("interrupted")));
+  // SIGTERM too: `vecraft cluster up` must stop its children before it goes.
+  process.once("SIGTERM", () => interrupt.abort(new Error("terminated")));
   const prompt = process.stdin.isTTY
     ? async (question: string): Promise<string> => {
         const rl = createInterface({ input: process.stdin, output: process.stderr });

@@ -2,6 +2,7 @@
 // (e.g. `vecraft serve`, `vecraft cluster ...`) is a module exporting CommandSpecs plus
 // one line here.
 import type { CommandSpec } from "../registry.js";
+import { clusterCommands } from "./cluster.js";
 import { collectionCommands } from "./collections.js";
 import { importCommands } from "./import.js";
 import { journalCommands } from "./journal.js";
@@ -16,4 +17,5 @@ export const DEFAULT_COMMANDS: readonly CommandSpec[] = [
   ...recordCommands,
   ...journalCommands,
   ...statusCommands,
+  ...clusterCommands,
 ];
