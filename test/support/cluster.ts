@@ -72,7 +72,9 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
       stopGraceMs: 5_000,
       ...launcherOptions,
       dataDir,
-      ...(extraArgs !== undefined ? { extraArgs: Object.fromEntries(Object.entries(extraArgs).filter((e): e is [string, readonly string[]] => e[1] !== undefined)) } : {}),
+      ...(extraArgs !== undefined
+        ? { extraArgs: Object.fromEntries(Object.entries(extraArgs).filter((e): e is [string, readonly string[]] => e[1] !== undefined)) }
+        : {}),
       onEvent: (e) => {
         if (e.type === "exited") {
           unexpectedExits.push(e);
