@@ -156,6 +156,7 @@ describe("a cluster of separate processes", () => {
     }
     for (const id of storageIds) expect(status.nodes.find((n) => n.id === id)?.alive, `node ${id} alive`).toBe(true);
     expect(status.partitions.map((p) => p.partition).sort()).toEqual([0, 1, 2]);
+    for (const p of status.partitions) expect(p.leader, `partition ${p.partition} leader`).toBe("journal-0");
     const replicas = status.shardReplicas.filter((r) => r.collection === "points");
     expect(replicas).toHaveLength(SHARDS * RF);
     for (let shard = 0; shard < SHARDS; shard++) {

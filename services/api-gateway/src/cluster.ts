@@ -1,7 +1,7 @@
-// GetClusterStatus: a snapshot assembled from the catalog (nodes, shard placement), the
-// journal (partitions) and every storage node's own report (shard replicas). Not atomic
-// across nodes; a replica serves when its node's lease is alive, the node reports it, and
-// it is not bootstrapping or catching up.
+// GetClusterStatus: a snapshot assembled from the catalog (nodes, shard placement, the
+// journal partition map), the journal (partition offsets) and every storage node's own
+// report (shard replicas). Not atomic across nodes; a replica serves when its node's lease
+// is alive, the node reports it, and it is not bootstrapping or catching up.
 import { create } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import { decode } from "@vecraft/hlc";
@@ -69,19 +69,23 @@ export async function clusterStatus(deps: ClusterDeps, scope: Scope): Promise<In
       }
     }
   }
+  // Leader, epoch and replicas come from the catalog's partition map when the meta-manager
+  // keeps one (journal nodes registered); without one (standalone), the journal that
+  // answered serves every partition. Offsets and closed ts always come from the journal.
+  const map = new Map(catalog.journalPartitions.map((p) => [p.partition, p]));
   return {
     nodes: catalog.nodes.map((n) => create(NodeStatusSchema, { id: n.id, roles: n.roles, address: n.address, alive: n.alive })),
-    partitions: journal.partitions.map((p) =>
-      create(PartitionStatusSchema, {
+    partitions: journal.partitions.map((p) => {
+      const m = map.get(p.partition);
+      return create(PartitionStatusSchema, {
         partition: p.partition,
-        // One journal replica per partition today: the node that answered leads it.
-        leader: p.serving ? journal.nodeId : "",
-        epoch: p.epoch,
+        leader: !p.serving ? "" : (m?.leader ?? journal.nodeId),
+        epoch: m !== undefined ? Number(m.epoch) : p.epoch,
         commitOffset: p.commitOffset,
         closedTs: p.closedTs,
-        replicas: journal.nodeId !== "" ? [journal.nodeId] : [],
-      }),
-    ),
+        replicas: m !== undefined ? [...m.replicas] : journal.nodeId !== "" ? [journal.nodeId] : [],
+      });
+    }),
     shardReplicas,
   };
 }

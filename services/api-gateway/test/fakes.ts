@@ -7,6 +7,7 @@ import { create, type JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport, type Client } from "@connectrpc/connect";
 import { encode } from "@vecraft/hlc";
 import {
+  JournalPartitionSchema,
   CatalogCollectionSchema,
   CatalogSchema,
   Consistency,
@@ -227,6 +228,13 @@ export class FakeCluster {
     this.catalog = create(CatalogSchema, { ...this.catalog, revision, collections, nodes });
     this.#catalogChanged.notify();
     return revision;
+  }
+
+  /** Sets the catalog's journal partition map, as the meta-manager's partition map controller would. */
+  setJournalPartitions(partitions: { partition: number; leader: string; epoch: bigint; replicas: string[]; leaderAddress: string }[]): bigint {
+    this.catalog = create(CatalogSchema, { ...this.catalog, revision: this.catalog.revision + 1n, journalPartitions: partitions.map((p) => create(JournalPartitionSchema, p)) });
+    this.#catalogChanged.notify();
+    return this.catalog.revision;
   }
 
   /** Registers (or replaces) a node in the catalog, as a lease registration or expiry would. */

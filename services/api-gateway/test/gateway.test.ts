@@ -576,6 +576,17 @@ describe("cluster status", () => {
     expect((await h.client.getClusterStatus({})).shardReplicas[1]!.serving).toBe(false);
   });
 
+  it("takes partition leaders, epochs and replicas from the catalog's journal partition map when it has one", async () => {
+    const h = await startGateway();
+    // Partition 1 is not in the map (its node did not answer the meta-manager yet): the journal's own answer stands.
+    h.fake.setJournalPartitions([{ partition: 0, leader: "journal-a", epoch: 7n, replicas: ["journal-a"], leaderAddress: "http://journal-a.test:7100" }]);
+    const st = await h.client.getClusterStatus({});
+    expect(st.partitions.map((p) => [p.partition, p.leader, p.epoch, p.replicas, p.commitOffset, p.closedTs])).toEqual([
+      [0, "journal-a", 7, ["journal-a"], h.fake.commitOffset(0), h.fake.closedTs(0)],
+      [1, "journal-0", 1, ["journal-0"], h.fake.commitOffset(1), h.fake.closedTs(1)],
+    ]);
+  });
+
   it("shows replicas of dead nodes and bootstrapping replicas as not serving, and every registered role", async () => {
     const h = await startGateway();
     await withDocs(h, { shards: 2 });

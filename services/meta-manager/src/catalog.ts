@@ -39,6 +39,7 @@ import {
   CollectionState,
   DdlOp,
   DdlPayloadSchema,
+  JournalPartitionSchema,
   NodeRole,
   RegisteredNodeSchema,
   type Catalog as CatalogMessage,
@@ -671,6 +672,17 @@ export class Catalog {
         .map((n) => create(RegisteredNodeSchema, { id: n.id, roles: [...n.roles], address: n.address, alive: snap.alive.has(n.id) })),
       partitions: this.opts.partitions,
       journalAddress: this.opts.journalAddress,
+      journalPartitions: [...snap.journalPartitions.values()]
+        .sort((a, b) => a.rec.partition - b.rec.partition)
+        .map(({ rec }) =>
+          create(JournalPartitionSchema, {
+            partition: rec.partition,
+            leader: rec.leader,
+            epoch: BigInt(rec.epoch),
+            replicas: [...rec.replicas],
+            leaderAddress: rec.leaderAddress,
+          }),
+        ),
     });
   }
 

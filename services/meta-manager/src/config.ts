@@ -72,6 +72,13 @@ export const metaConfigSchema = defineConfig({
     max: 3_600_000,
     doc: "A storage node must have been seen dead this long before its replicas move (a node that re-registers within it keeps them).",
   },
+  partitionMapIntervalMs: {
+    type: "duration",
+    default: "5s",
+    min: 0,
+    max: 3_600_000,
+    doc: "How often the journal partition map asks the journal nodes for their partitions (it also does on every catalog change); 0: only on changes.",
+  },
   store: {
     type: "enum",
     values: ["embedded", "etcd"],

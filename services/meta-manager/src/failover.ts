@@ -33,6 +33,7 @@ import { NodeRole } from "@vecraft/rpc";
 import type { Catalog } from "./catalog.js";
 import { planRepairs, type ReplicaMove } from "./placement.js";
 import { EMPTY, encodeCollection, readCatalogSnapshot, storageLoad, type CatalogKeys, type CatalogSnapshot, type CollectionRecord } from "./records.js";
+import { SerialPasses } from "./serial-passes.js";
 import type { Clock } from "./store/clock.js";
 import type { MetaStore, TxnCompare } from "./store/meta-store.js";
 import type { StoreHealth } from "./store/tracked-store.js";
@@ -80,13 +81,9 @@ export class FailoverController {
   private readonly startedAtMs: number;
   /** Clock time each registered node was first seen dead; bounded by the registered nodes. */
   private readonly deadSince = new Map<string, number>();
-  private readonly stop = new AbortController();
-  private tail: Promise<unknown> = Promise.resolve();
-  private queued = false;
-  private cancelInterval: (() => void) | undefined;
+  private readonly passes: SerialPasses<FailoverPassResult>;
   private cancelWake: (() => void) | undefined;
   private wakeAt = Infinity;
-  private unsubscribe: (() => void) | undefined;
   private readonly casMaxAttempts: number;
   private last: FailoverPassResult | undefined;
   /** What the last "shards stay short" warning said, so a steady state is logged once. */
@@ -95,19 +92,30 @@ export class FailoverController {
   constructor(private readonly opts: FailoverOptions) {
     this.startedAtMs = opts.clock.now();
     this.casMaxAttempts = opts.casMaxAttempts ?? 8;
+    this.passes = new SerialPasses({
+      clock: opts.clock,
+      intervalMs: opts.intervalMs,
+      run: (signal) => this.runPass(signal),
+      onError: (e) => {
+        if (e instanceof UnavailableError) {
+          this.opts.observer?.pass?.("skipped");
+          this.opts.logger.warn("failover pass skipped: the metadata store is unreachable; no node is treated as dead until it answers again", { err: e });
+        } else {
+          this.opts.observer?.pass?.("failed");
+          this.opts.logger.error("failover pass failed; retrying at the next change or interval", { err: e });
+        }
+      },
+    });
   }
 
   /** Follows `catalog`'s feed and runs the periodic pass. */
   start(catalog: Catalog): void {
-    if (this.unsubscribe !== undefined) return;
-    this.unsubscribe = catalog.onSnapshot(() => this.trigger());
-    this.armInterval();
+    if (!this.passes.follow(catalog)) return;
     this.opts.logger.info("failover controller started", {
       intervalMs: this.opts.intervalMs,
       graceMs: this.opts.graceMs,
       recoveryGraceMs: this.opts.recoveryGraceMs,
     });
-    this.trigger();
   }
 
   /** The result of the last pass that read the store. */
@@ -117,53 +125,23 @@ export class FailoverController {
 
   /** Stops triggering passes and waits for the running one. */
   async close(): Promise<void> {
-    this.stop.abort(new UnavailableError("the meta-manager is shutting down"));
-    this.unsubscribe?.();
-    this.cancelInterval?.();
     this.cancelWake?.();
-    await this.tail.catch(() => undefined);
+    await this.passes.close();
   }
 
   /** Schedules a pass (coalesced with one already waiting). */
   trigger(): void {
-    if (this.queued || this.stop.signal.aborted) return;
-    this.queued = true;
-    this.tail = this.tail.then(async () => {
-      this.queued = false;
-      if (this.stop.signal.aborted) return;
-      try {
-        await this.runPass(this.stop.signal);
-      } catch (e) {
-        if (this.stop.signal.aborted) return;
-        if (e instanceof UnavailableError) {
-          this.opts.observer?.pass?.("skipped");
-          this.opts.logger.warn("failover pass skipped: the metadata store is unreachable; no node is treated as dead until it answers again", { err: e });
-        } else {
-          this.opts.observer?.pass?.("failed");
-          this.opts.logger.error("failover pass failed; retrying at the next change or interval", { err: e });
-        }
-      }
-    });
+    this.passes.trigger();
   }
 
   /** Runs one pass now (after any running one) and returns what it did. Tests call it directly. */
-  pass(signal: AbortSignal = this.stop.signal): Promise<FailoverPassResult> {
-    const p = this.tail.then(() => this.runPass(signal));
-    this.tail = p.catch(() => undefined);
-    return p;
-  }
-
-  private armInterval(): void {
-    if (this.opts.intervalMs <= 0 || this.stop.signal.aborted) return;
-    this.cancelInterval = this.opts.clock.setTimer(() => {
-      this.trigger();
-      this.armInterval();
-    }, this.opts.intervalMs);
+  pass(signal: AbortSignal = this.passes.signal): Promise<FailoverPassResult> {
+    return this.passes.pass(signal);
   }
 
   /** Wakes the controller when the earliest waiting dead node becomes replaceable. */
   private armWake(at: number): void {
-    if (at >= this.wakeAt || this.stop.signal.aborted) return;
+    if (at >= this.wakeAt || this.passes.signal.aborted) return;
     this.cancelWake?.();
     this.wakeAt = at;
     this.cancelWake = this.opts.clock.setTimer(

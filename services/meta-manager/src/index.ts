@@ -10,6 +10,8 @@ export { Catalog } from "./catalog.js";
 export type { CatalogOptions, CatalogObserver, CollectionChange, NodeInput } from "./catalog.js";
 export { FailoverController } from "./failover.js";
 export type { FailoverOptions, FailoverObserver, FailoverPassResult } from "./failover.js";
+export { PartitionMapController, planPartitionMap } from "./partition-map.js";
+export type { PartitionChangeKind, PartitionMapObserver, PartitionMapOptions, PartitionMapPassResult } from "./partition-map.js";
 export { TrackedMetaStore, StoreUnreachableError } from "./store/tracked-store.js";
 export type { StoreHealth, TrackedStoreOptions } from "./store/tracked-store.js";
 export { EmbeddedMetaStore } from "./store/embedded-meta-store.js";

@@ -4,6 +4,7 @@ import { Counter, Gauge, type Registry } from "prom-client";
 import { CollectionState, NodeRole, type Catalog as CatalogMessage } from "@vecraft/rpc";
 import type { Catalog, CatalogObserver } from "./catalog.js";
 import type { FailoverController, FailoverObserver } from "./failover.js";
+import type { PartitionMapObserver } from "./partition-map.js";
 import type { StoreHealth } from "./store/tracked-store.js";
 
 export interface MetaMetrics {
@@ -11,6 +12,8 @@ export interface MetaMetrics {
   readonly observer: CatalogObserver;
   /** Hooks for the failover controller. */
   readonly failoverObserver: FailoverObserver;
+  /** Hooks for the journal partition map controller. */
+  readonly partitionMapObserver: PartitionMapObserver;
   /** Reads the catalog's latest snapshot (and the store's reachability, the failover state) into the gauges when /metrics is scraped. */
   bind(catalog: Catalog, extra?: { health?: () => StoreHealth; failover?: FailoverController }): void;
 }
@@ -145,7 +148,24 @@ export function createMetaMetrics(registry: Registry): MetaMetrics {
       if (last !== undefined) this.set(last.unplaced + last.withoutLiveReplica.length);
     },
   });
+  const partitionMapChanges = new Counter({
+    name: "vecraft_meta_partition_map_changes_total",
+    help: "Journal partition records written by the partition map: new (first record), leader, epoch (e.g. a journal restart), other (replicas or address).",
+    labelNames: ["kind"] as const,
+    registers: [registry],
+  });
+  const partitionMapPasses = new Counter({
+    name: "vecraft_meta_partition_map_passes_total",
+    help: "Journal partition map passes by outcome (skipped = the store was unreachable, nothing was written).",
+    labelNames: ["outcome"] as const,
+    registers: [registry],
+  });
   return {
+    partitionMapObserver: {
+      change: (kind) => partitionMapChanges.inc({ kind }),
+      pass: (outcome) => partitionMapPasses.inc({ outcome }),
+      casConflict: () => casConflicts.inc(),
+    },
     failoverObserver: {
       move: (m) => failoverMoves.inc({ kind: m.from === undefined ? "top_up" : "replace" }),
       pass: (outcome) => failoverPasses.inc({ outcome }),

@@ -8,6 +8,7 @@
 //   <root>collections/<name>       CollectionRecord
 //   <root>nodes/<id>               NodeRecord                        no lease
 //   <root>alive/<id>               the lease id                      attached to the lease
+//   <root>partitions/<p>           JournalPartitionRecord            who serves journal partition p
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { DataLossError } from "@vecraft/common";
 import { CollectionSchema, NodeRole, type Collection } from "@vecraft/rpc";
@@ -24,9 +25,11 @@ export interface CatalogKeys {
   readonly collections: string;
   readonly nodes: string;
   readonly alive: string;
+  readonly partitions: string;
   collection(name: string): string;
   node(id: string): string;
   aliveNode(id: string): string;
+  journalPartition(partition: number): string;
 }
 
 export function catalogKeys(root: string = DEFAULT_KEY_ROOT): CatalogKeys {
@@ -38,12 +41,14 @@ export function catalogKeys(root: string = DEFAULT_KEY_ROOT): CatalogKeys {
     collections: `${root}collections/`,
     nodes: `${root}nodes/`,
     alive: `${root}alive/`,
+    partitions: `${root}partitions/`,
   };
   return {
     ...k,
     collection: (name) => k.collections + name,
     node: (id) => k.nodes + id,
     aliveNode: (id) => k.alive + id,
+    journalPartition: (p) => k.partitions + String(p),
   };
 }
 
@@ -192,16 +197,54 @@ export function encodeCluster(c: ClusterRecord): Uint8Array {
   return enc.encode(JSON.stringify({ v: 1, partitions: c.partitions }));
 }
 
-export function decodeCluster(key: string, value: Uint8Array): ClusterRecord {
-  let j: unknown;
+/** The parsed JSON, or undefined when it does not parse (callers report it like any other malformed record). */
+function parseOrUndefined(value: Uint8Array): unknown {
   try {
-    j = JSON.parse(dec.decode(value));
+    return JSON.parse(dec.decode(value));
   } catch {
-    // Unparseable is reported below, with the same message as any other malformed record.
-    j = undefined;
+    return undefined;
   }
+}
+
+export function decodeCluster(key: string, value: Uint8Array): ClusterRecord {
+  const j = parseOrUndefined(value);
   if (!isRecord(j) || j.v !== 1 || !isNat(j.partitions) || j.partitions < 1) throw new DataLossError(`cluster record ${key} is malformed`);
   return { partitions: j.partitions };
+}
+
+/** Who serves one journal partition (partition-map.ts keeps these). */
+export interface JournalPartitionRecord {
+  readonly partition: number;
+  /** Node id of the journal node leading it. */
+  readonly leader: string;
+  readonly epoch: number;
+  /** Node ids of its replicas, sorted. */
+  readonly replicas: readonly string[];
+  /** The leader's RPC base URL. */
+  readonly leaderAddress: string;
+}
+
+export function encodeJournalPartition(r: JournalPartitionRecord): Uint8Array {
+  return enc.encode(
+    JSON.stringify({ v: 1, partition: r.partition, leader: r.leader, epoch: r.epoch, replicas: [...r.replicas], leaderAddress: r.leaderAddress }),
+  );
+}
+
+export function decodeJournalPartition(key: string, value: Uint8Array): JournalPartitionRecord {
+  const j = parseOrUndefined(value);
+  if (
+    !isRecord(j) ||
+    j.v !== 1 ||
+    !isNat(j.partition) ||
+    typeof j.leader !== "string" ||
+    !isNat(j.epoch) ||
+    !Array.isArray(j.replicas) ||
+    !j.replicas.every((r) => typeof r === "string") ||
+    typeof j.leaderAddress !== "string"
+  ) {
+    throw new DataLossError(`journal partition record ${key} is malformed`);
+  }
+  return { partition: j.partition, leader: j.leader, epoch: j.epoch, replicas: j.replicas, leaderAddress: j.leaderAddress };
 }
 
 export const EMPTY = new Uint8Array(0);
@@ -222,6 +265,13 @@ export interface CatalogSnapshot {
   readonly nodes: ReadonlyMap<string, NodeRecord>;
   /** Nodes whose lease is alive, with the modRevision of their alive key (a compare target). */
   readonly alive: ReadonlyMap<string, number>;
+  /** Journal partition records by partition, with their modRevision (a compare target). */
+  readonly journalPartitions: ReadonlyMap<number, StoredJournalPartition>;
+}
+
+export interface StoredJournalPartition {
+  readonly rec: JournalPartitionRecord;
+  readonly modRevision: number;
 }
 
 /** Reads every catalog key under `keys.root` in one range (one revision). */
@@ -231,6 +281,7 @@ export async function readCatalogSnapshot(store: MetaStore, keys: CatalogKeys, s
   const collections = new Map<string, StoredCollection>();
   const nodes = new Map<string, NodeRecord>();
   const alive = new Map<string, number>();
+  const journalPartitions = new Map<number, StoredJournalPartition>();
   for (const kv of res.kvs) {
     if (kv.key === keys.version) versionRevision = kv.modRevision;
     else if (kv.key.startsWith(keys.collections)) {
@@ -241,8 +292,12 @@ export async function readCatalogSnapshot(store: MetaStore, keys: CatalogKeys, s
       });
     } else if (kv.key.startsWith(keys.nodes)) nodes.set(kv.key.slice(keys.nodes.length), decodeNode(kv.key, kv.value));
     else if (kv.key.startsWith(keys.alive)) alive.set(kv.key.slice(keys.alive.length), kv.modRevision);
+    else if (kv.key.startsWith(keys.partitions)) {
+      const rec = decodeJournalPartition(kv.key, kv.value);
+      journalPartitions.set(rec.partition, { rec, modRevision: kv.modRevision });
+    }
   }
-  return { revision: res.revision, versionRevision, collections, nodes, alive };
+  return { revision: res.revision, versionRevision, collections, nodes, alive, journalPartitions };
 }
 
 /**

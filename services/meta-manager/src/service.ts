@@ -12,6 +12,7 @@ import { journalDdl } from "./ddl.js";
 import { FailoverController } from "./failover.js";
 import { createMetaServiceImpl } from "./meta-service.js";
 import { createMetaMetrics } from "./metrics.js";
+import { PartitionMapController } from "./partition-map.js";
 import { metaRoutes } from "./routes.js";
 import { systemClock, type Clock } from "./store/clock.js";
 import { EmbeddedMetaStore } from "./store/embedded-meta-store.js";
@@ -29,12 +30,16 @@ export interface MetaDeps {
   readonly store?: MetaStore;
   /** Clock of the embedded store (lease expiry) and of the failover controller; the system clock when absent. */
   readonly clock?: Clock;
+  /** Client of the journal node at an address (the partition map asks it for its partitions); gRPC when absent. */
+  readonly journalClient?: (address: string) => Client<typeof JournalService>;
 }
 
 export interface RunningMeta {
   readonly catalog: Catalog;
   /** The failover controller; undefined with --no-failover. */
   readonly failover: FailoverController | undefined;
+  /** The journal partition map controller. */
+  readonly partitionMap: PartitionMapController;
   readonly server: RpcServer;
   readonly url: string;
   /** Graceful stop: end watch streams, stop accepting, drain, stop the catalog, close the store. */
@@ -119,6 +124,17 @@ export async function start(config: MetaConfig, deps: MetaDeps): Promise<Running
       })
     : undefined;
   failover?.start(catalog);
+  const partitionMap = new PartitionMapController({
+    store: tracked,
+    keys: catalog.keys,
+    logger: logger.child({ component: "partition-map" }),
+    clock,
+    partitions: config.partitions,
+    intervalMs: config.partitionMapIntervalMs,
+    ...(deps.journalClient ? { journalClient: deps.journalClient } : {}),
+    observer: metrics.partitionMapObserver,
+  });
+  partitionMap.start(catalog);
   metrics.bind(catalog, { health: () => tracked.health, ...(failover ? { failover } : {}) });
 
   let server: RpcServer;
@@ -133,6 +149,7 @@ export async function start(config: MetaConfig, deps: MetaDeps): Promise<Running
       readMaxBytes: config.readMaxBytes,
     });
   } catch (e) {
+    await partitionMap.close();
     await failover?.close();
     await catalog.close();
     await release();
@@ -143,6 +160,7 @@ export async function start(config: MetaConfig, deps: MetaDeps): Promise<Running
   return {
     catalog,
     failover,
+    partitionMap,
     server,
     url: server.url,
     stop() {
@@ -152,6 +170,7 @@ export async function start(config: MetaConfig, deps: MetaDeps): Promise<Running
         catalog.endWatchStreams();
         await server.close(config.shutdownGraceMs);
         await failover?.close();
+        await partitionMap.close();
         await catalog.close();
         await release();
       })();

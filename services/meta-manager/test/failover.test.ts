@@ -8,12 +8,12 @@ import { Code } from "@connectrpc/connect";
 import fc from "fast-check";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
-import { UnavailableError, silentLogger } from "@vecraft/common";
+import { silentLogger } from "@vecraft/common";
 import { CollectionSchema, Metric, NodeRole, type Catalog as CatalogMessage, type Collection } from "@vecraft/rpc";
-import { leastLoaded, loadMetaConfig, planRepairs, start, type MetaStore, type PlacedShard, type RunningMeta } from "../src/index.js";
+import { leastLoaded, loadMetaConfig, planRepairs, start, type PlacedShard, type RunningMeta } from "../src/index.js";
 import { catalogKeys, decodeCollection, encodeCollection } from "../src/records.js";
 import { FakeJournal } from "./fake-journal.js";
-import { eventually, testStore, type TestStore } from "./helpers.js";
+import { FlakyStore, eventually, testStore, type TestStore } from "./helpers.js";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -130,25 +130,6 @@ describe("replacement rule (pure)", () => {
     expect(Object.fromEntries(load)).toEqual({ keep: 12, w: 3, x: 3, y: 3, z: 3 });
   });
 });
-
-/** An embedded store whose calls fail with UnavailableError while `down` is set, like an unreachable etcd. */
-class FlakyStore implements MetaStore {
-  down = false;
-  constructor(private readonly inner: MetaStore) {}
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.down) throw new UnavailableError("etcd at http://127.0.0.1:1 is unreachable: injected");
-    return fn();
-  }
-  get: MetaStore["get"] = (...a) => this.call(() => this.inner.get(...a));
-  range: MetaStore["range"] = (...a) => this.call(() => this.inner.range(...a));
-  txn: MetaStore["txn"] = (...a) => this.call(() => this.inner.txn(...a));
-  revision: MetaStore["revision"] = (...a) => this.call(() => this.inner.revision(...a));
-  grantLease: MetaStore["grantLease"] = (...a) => this.call(() => this.inner.grantLease(...a));
-  keepAlive: MetaStore["keepAlive"] = (...a) => this.call(() => this.inner.keepAlive(...a));
-  revoke: MetaStore["revoke"] = (...a) => this.call(() => this.inner.revoke(...a));
-  watch: MetaStore["watch"] = (...a) => this.inner.watch(...a);
-  close = (): Promise<void> => Promise.resolve();
-}
 
 interface Setup {
   running: RunningMeta;

@@ -2,7 +2,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EmbeddedMetaStore, type EmbeddedMetaStoreOptions } from "../src/index.js";
+import { UnavailableError } from "@vecraft/common";
+import { EmbeddedMetaStore, type EmbeddedMetaStoreOptions, type MetaStore } from "../src/index.js";
 import { ManualClock } from "./manual-clock.js";
 
 export async function tempDir(prefix: string): Promise<{ path: string; cleanup: () => Promise<void> }> {
@@ -38,6 +39,25 @@ export async function testStore(options: Partial<EmbeddedMetaStoreOptions> = {})
     },
   };
   return t;
+}
+
+/** An embedded store whose calls fail with UnavailableError while `down` is set, like an unreachable etcd. */
+export class FlakyStore implements MetaStore {
+  down = false;
+  constructor(private readonly inner: MetaStore) {}
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.down) throw new UnavailableError("etcd at http://127.0.0.1:1 is unreachable: injected");
+    return fn();
+  }
+  get: MetaStore["get"] = (...a) => this.call(() => this.inner.get(...a));
+  range: MetaStore["range"] = (...a) => this.call(() => this.inner.range(...a));
+  txn: MetaStore["txn"] = (...a) => this.call(() => this.inner.txn(...a));
+  revision: MetaStore["revision"] = (...a) => this.call(() => this.inner.revision(...a));
+  grantLease: MetaStore["grantLease"] = (...a) => this.call(() => this.inner.grantLease(...a));
+  keepAlive: MetaStore["keepAlive"] = (...a) => this.call(() => this.inner.keepAlive(...a));
+  revoke: MetaStore["revoke"] = (...a) => this.call(() => this.inner.revoke(...a));
+  watch: MetaStore["watch"] = (...a) => this.inner.watch(...a);
+  close = (): Promise<void> => Promise.resolve();
 }
 
 /** Polls `fn` until it returns a value other than undefined, or fails after `timeoutMs`. */

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vecraft/v1/meta.proto.
  */
 export const file_vecraft_v1_meta: GenFile = /*@__PURE__*/
-  fileDesc("ChV2ZWNyYWZ0L3YxL21ldGEucHJvdG8SCnZlY3JhZnQudjEiRAoOU2hhcmRQbGFjZW1lbnQSDQoFc2hhcmQYASABKA0SEQoJcGFydGl0aW9uGAIgASgNEhAKCHJlcGxpY2FzGAMgAygJIr4BChFDYXRhbG9nQ29sbGVjdGlvbhIqCgpjb2xsZWN0aW9uGAEgASgLMhYudmVjcmFmdC52MS5Db2xsZWN0aW9uEgsKA3VpZBgCIAEoCRIqCgZzaGFyZHMYAyADKAsyGi52ZWNyYWZ0LnYxLlNoYXJkUGxhY2VtZW50EhgKEGNyZWF0ZWRfcmV2aXNpb24YBCABKAQSKgoFc3RhdGUYBSABKA4yGy52ZWNyYWZ0LnYxLkNvbGxlY3Rpb25TdGF0ZSJhCg5SZWdpc3RlcmVkTm9kZRIKCgJpZBgBIAEoCRIjCgVyb2xlcxgCIAMoDjIULnZlY3JhZnQudjEuTm9kZVJvbGUSDwoHYWRkcmVzcxgDIAEoCRINCgVhbGl2ZRgEIAEoCCLjAQoHQ2F0YWxvZxIQCghyZXZpc2lvbhgBIAEoBBIyCgtjb2xsZWN0aW9ucxgCIAMoCzIdLnZlY3JhZnQudjEuQ2F0YWxvZ0NvbGxlY3Rpb24SKQoFbm9kZXMYAyADKAsyGi52ZWNyYWZ0LnYxLlJlZ2lzdGVyZWROb2RlEhIKCnBhcnRpdGlvbnMYBCABKA0SFwoPam91cm5hbF9hZGRyZXNzGAUgASgJEjoKE3BlbmRpbmdfY29sbGVjdGlvbnMYBiADKAsyHS52ZWNyYWZ0LnYxLkNhdGFsb2dDb2xsZWN0aW9uIncKIk1ldGFTZXJ2aWNlQ3JlYXRlQ29sbGVjdGlvblJlcXVlc3QSKgoKY29sbGVjdGlvbhgBIAEoCzIWLnZlY3JhZnQudjEuQ29sbGVjdGlvbhISCgpyZXF1ZXN0X2lkGAIgASgJEhEKCXByaW5jaXBhbBgDIAEoCSJqCiNNZXRhU2VydmljZUNyZWF0ZUNvbGxlY3Rpb25SZXNwb25zZRIxCgpjb2xsZWN0aW9uGAEgASgLMh0udmVjcmFmdC52MS5DYXRhbG9nQ29sbGVjdGlvbhIQCghyZXZpc2lvbhgCIAEoBCJXCiBNZXRhU2VydmljZURyb3BDb2xsZWN0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkSEQoJcHJpbmNpcGFsGAMgASgJImgKIU1ldGFTZXJ2aWNlRHJvcENvbGxlY3Rpb25SZXNwb25zZRIxCgpjb2xsZWN0aW9uGAEgASgLMh0udmVjcmFmdC52MS5DYXRhbG9nQ29sbGVjdGlvbhIQCghyZXZpc2lvbhgCIAEoBCITChFHZXRDYXRhbG9nUmVxdWVzdCI6ChJHZXRDYXRhbG9nUmVzcG9uc2USJAoHY2F0YWxvZxgBIAEoCzITLnZlY3JhZnQudjEuQ2F0YWxvZyItChNXYXRjaENhdGFsb2dSZXF1ZXN0EhYKDmFmdGVyX3JldmlzaW9uGAEgASgEIjwKFFdhdGNoQ2F0YWxvZ1Jlc3BvbnNlEiQKB2NhdGFsb2cYASABKAsyEy52ZWNyYWZ0LnYxLkNhdGFsb2ciTwoTUmVnaXN0ZXJOb2RlUmVxdWVzdBIoCgRub2RlGAEgASgLMhoudmVjcmFmdC52MS5SZWdpc3RlcmVkTm9kZRIOCgZ0dGxfbXMYAiABKA0iKAoUUmVnaXN0ZXJOb2RlUmVzcG9uc2USEAoIbGVhc2VfaWQYASABKAkiJAoQSGVhcnRiZWF0UmVxdWVzdBIQCghsZWFzZV9pZBgBIAEoCSIiChFIZWFydGJlYXRSZXNwb25zZRINCgVhbGl2ZRgBIAEoCCqNAQoPQ29sbGVjdGlvblN0YXRlEiAKHENPTExFQ1RJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIdChlDT0xMRUNUSU9OX1NUQVRFX0NSRUFUSU5HEAESGgoWQ09MTEVDVElPTl9TVEFURV9SRUFEWRACEh0KGUNPTExFQ1RJT05fU1RBVEVfRFJPUFBJTkcQAzKwBAoLTWV0YVNlcnZpY2UScwoQQ3JlYXRlQ29sbGVjdGlvbhIuLnZlY3JhZnQudjEuTWV0YVNlcnZpY2VDcmVhdGVDb2xsZWN0aW9uUmVxdWVzdBovLnZlY3JhZnQudjEuTWV0YVNlcnZpY2VDcmVhdGVDb2xsZWN0aW9uUmVzcG9uc2USbQoORHJvcENvbGxlY3Rpb24SLC52ZWNyYWZ0LnYxLk1ldGFTZXJ2aWNlRHJvcENvbGxlY3Rpb25SZXF1ZXN0Gi0udmVjcmFmdC52MS5NZXRhU2VydmljZURyb3BDb2xsZWN0aW9uUmVzcG9uc2USSwoKR2V0Q2F0YWxvZxIdLnZlY3JhZnQudjEuR2V0Q2F0YWxvZ1JlcXVlc3QaHi52ZWNyYWZ0LnYxLkdldENhdGFsb2dSZXNwb25zZRJTCgxXYXRjaENhdGFsb2cSHy52ZWNyYWZ0LnYxLldhdGNoQ2F0YWxvZ1JlcXVlc3QaIC52ZWNyYWZ0LnYxLldhdGNoQ2F0YWxvZ1Jlc3BvbnNlMAESUQoMUmVnaXN0ZXJOb2RlEh8udmVjcmFmdC52MS5SZWdpc3Rlck5vZGVSZXF1ZXN0GiAudmVjcmFmdC52MS5SZWdpc3Rlck5vZGVSZXNwb25zZRJICglIZWFydGJlYXQSHC52ZWNyYWZ0LnYxLkhlYXJ0YmVhdFJlcXVlc3QaHS52ZWNyYWZ0LnYxLkhlYXJ0YmVhdFJlc3BvbnNlYgZwcm90bzM", [file_vecraft_v1_gateway]);
+  fileDesc("ChV2ZWNyYWZ0L3YxL21ldGEucHJvdG8SCnZlY3JhZnQudjEiRAoOU2hhcmRQbGFjZW1lbnQSDQoFc2hhcmQYASABKA0SEQoJcGFydGl0aW9uGAIgASgNEhAKCHJlcGxpY2FzGAMgAygJIr4BChFDYXRhbG9nQ29sbGVjdGlvbhIqCgpjb2xsZWN0aW9uGAEgASgLMhYudmVjcmFmdC52MS5Db2xsZWN0aW9uEgsKA3VpZBgCIAEoCRIqCgZzaGFyZHMYAyADKAsyGi52ZWNyYWZ0LnYxLlNoYXJkUGxhY2VtZW50EhgKEGNyZWF0ZWRfcmV2aXNpb24YBCABKAQSKgoFc3RhdGUYBSABKA4yGy52ZWNyYWZ0LnYxLkNvbGxlY3Rpb25TdGF0ZSJhCg5SZWdpc3RlcmVkTm9kZRIKCgJpZBgBIAEoCRIjCgVyb2xlcxgCIAMoDjIULnZlY3JhZnQudjEuTm9kZVJvbGUSDwoHYWRkcmVzcxgDIAEoCRINCgVhbGl2ZRgEIAEoCCKdAgoHQ2F0YWxvZxIQCghyZXZpc2lvbhgBIAEoBBIyCgtjb2xsZWN0aW9ucxgCIAMoCzIdLnZlY3JhZnQudjEuQ2F0YWxvZ0NvbGxlY3Rpb24SKQoFbm9kZXMYAyADKAsyGi52ZWNyYWZ0LnYxLlJlZ2lzdGVyZWROb2RlEhIKCnBhcnRpdGlvbnMYBCABKA0SFwoPam91cm5hbF9hZGRyZXNzGAUgASgJEjoKE3BlbmRpbmdfY29sbGVjdGlvbnMYBiADKAsyHS52ZWNyYWZ0LnYxLkNhdGFsb2dDb2xsZWN0aW9uEjgKEmpvdXJuYWxfcGFydGl0aW9ucxgHIAMoCzIcLnZlY3JhZnQudjEuSm91cm5hbFBhcnRpdGlvbiJuChBKb3VybmFsUGFydGl0aW9uEhEKCXBhcnRpdGlvbhgBIAEoDRIOCgZsZWFkZXIYAiABKAkSDQoFZXBvY2gYAyABKAQSEAoIcmVwbGljYXMYBCADKAkSFgoObGVhZGVyX2FkZHJlc3MYBSABKAkidwoiTWV0YVNlcnZpY2VDcmVhdGVDb2xsZWN0aW9uUmVxdWVzdBIqCgpjb2xsZWN0aW9uGAEgASgLMhYudmVjcmFmdC52MS5Db2xsZWN0aW9uEhIKCnJlcXVlc3RfaWQYAiABKAkSEQoJcHJpbmNpcGFsGAMgASgJImoKI01ldGFTZXJ2aWNlQ3JlYXRlQ29sbGVjdGlvblJlc3BvbnNlEjEKCmNvbGxlY3Rpb24YASABKAsyHS52ZWNyYWZ0LnYxLkNhdGFsb2dDb2xsZWN0aW9uEhAKCHJldmlzaW9uGAIgASgEIlcKIE1ldGFTZXJ2aWNlRHJvcENvbGxlY3Rpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIRCglwcmluY2lwYWwYAyABKAkiaAohTWV0YVNlcnZpY2VEcm9wQ29sbGVjdGlvblJlc3BvbnNlEjEKCmNvbGxlY3Rpb24YASABKAsyHS52ZWNyYWZ0LnYxLkNhdGFsb2dDb2xsZWN0aW9uEhAKCHJldmlzaW9uGAIgASgEIhMKEUdldENhdGFsb2dSZXF1ZXN0IjoKEkdldENhdGFsb2dSZXNwb25zZRIkCgdjYXRhbG9nGAEgASgLMhMudmVjcmFmdC52MS5DYXRhbG9nIi0KE1dhdGNoQ2F0YWxvZ1JlcXVlc3QSFgoOYWZ0ZXJfcmV2aXNpb24YASABKAQiPAoUV2F0Y2hDYXRhbG9nUmVzcG9uc2USJAoHY2F0YWxvZxgBIAEoCzITLnZlY3JhZnQudjEuQ2F0YWxvZyJPChNSZWdpc3Rlck5vZGVSZXF1ZXN0EigKBG5vZGUYASABKAsyGi52ZWNyYWZ0LnYxLlJlZ2lzdGVyZWROb2RlEg4KBnR0bF9tcxgCIAEoDSIoChRSZWdpc3Rlck5vZGVSZXNwb25zZRIQCghsZWFzZV9pZBgBIAEoCSIkChBIZWFydGJlYXRSZXF1ZXN0EhAKCGxlYXNlX2lkGAEgASgJIiIKEUhlYXJ0YmVhdFJlc3BvbnNlEg0KBWFsaXZlGAEgASgIKo0BCg9Db2xsZWN0aW9uU3RhdGUSIAocQ09MTEVDVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEh0KGUNPTExFQ1RJT05fU1RBVEVfQ1JFQVRJTkcQARIaChZDT0xMRUNUSU9OX1NUQVRFX1JFQURZEAISHQoZQ09MTEVDVElPTl9TVEFURV9EUk9QUElORxADMrAECgtNZXRhU2VydmljZRJzChBDcmVhdGVDb2xsZWN0aW9uEi4udmVjcmFmdC52MS5NZXRhU2VydmljZUNyZWF0ZUNvbGxlY3Rpb25SZXF1ZXN0Gi8udmVjcmFmdC52MS5NZXRhU2VydmljZUNyZWF0ZUNvbGxlY3Rpb25SZXNwb25zZRJtCg5Ecm9wQ29sbGVjdGlvbhIsLnZlY3JhZnQudjEuTWV0YVNlcnZpY2VEcm9wQ29sbGVjdGlvblJlcXVlc3QaLS52ZWNyYWZ0LnYxLk1ldGFTZXJ2aWNlRHJvcENvbGxlY3Rpb25SZXNwb25zZRJLCgpHZXRDYXRhbG9nEh0udmVjcmFmdC52MS5HZXRDYXRhbG9nUmVxdWVzdBoeLnZlY3JhZnQudjEuR2V0Q2F0YWxvZ1Jlc3BvbnNlElMKDFdhdGNoQ2F0YWxvZxIfLnZlY3JhZnQudjEuV2F0Y2hDYXRhbG9nUmVxdWVzdBogLnZlY3JhZnQudjEuV2F0Y2hDYXRhbG9nUmVzcG9uc2UwARJRCgxSZWdpc3Rlck5vZGUSHy52ZWNyYWZ0LnYxLlJlZ2lzdGVyTm9kZVJlcXVlc3QaIC52ZWNyYWZ0LnYxLlJlZ2lzdGVyTm9kZVJlc3BvbnNlEkgKCUhlYXJ0YmVhdBIcLnZlY3JhZnQudjEuSGVhcnRiZWF0UmVxdWVzdBodLnZlY3JhZnQudjEuSGVhcnRiZWF0UmVzcG9uc2ViBnByb3RvMw", [file_vecraft_v1_gateway]);
 
 /**
  * Where one shard lives.
@@ -190,6 +190,15 @@ export type Catalog = Message<"vecraft.v1.Catalog"> & {
    * @generated from field: repeated vecraft.v1.CatalogCollection pending_collections = 6;
    */
   pendingCollections: CatalogCollection[];
+
+  /**
+   * Journal partition metadata, one per partition a registered journal node serves,
+   * ordered by partition; empty when no journal node registers (standalone), in which
+   * case `journal_address` serves every partition.
+   *
+   * @generated from field: repeated vecraft.v1.JournalPartition journal_partitions = 7;
+   */
+  journalPartitions: JournalPartition[];
 };
 
 /**
@@ -198,6 +207,56 @@ export type Catalog = Message<"vecraft.v1.Catalog"> & {
  */
 export const CatalogSchema: GenMessage<Catalog> = /*@__PURE__*/
   messageDesc(file_vecraft_v1_meta, 3);
+
+/**
+ * Who serves one journal partition, as the meta-manager last learned it from the journal
+ * nodes (JournalService.GetPartitions). Changed with compare-on-revision transactions.
+ *
+ * @generated from message vecraft.v1.JournalPartition
+ */
+export type JournalPartition = Message<"vecraft.v1.JournalPartition"> & {
+  /**
+   * The partition.
+   *
+   * @generated from field: uint32 partition = 1;
+   */
+  partition: number;
+
+  /**
+   * The node id of the journal node leading the partition.
+   *
+   * @generated from field: string leader = 2;
+   */
+  leader: string;
+
+  /**
+   * The leader's epoch (a journal node starts a new one every time it opens the partition).
+   *
+   * @generated from field: uint64 epoch = 3;
+   */
+  epoch: bigint;
+
+  /**
+   * The node ids of the partition's replicas (the leader only: the journal is not replicated).
+   *
+   * @generated from field: repeated string replicas = 4;
+   */
+  replicas: string[];
+
+  /**
+   * The leader's RPC base URL.
+   *
+   * @generated from field: string leader_address = 5;
+   */
+  leaderAddress: string;
+};
+
+/**
+ * Describes the message vecraft.v1.JournalPartition.
+ * Use `create(JournalPartitionSchema)` to create a new message.
+ */
+export const JournalPartitionSchema: GenMessage<JournalPartition> = /*@__PURE__*/
+  messageDesc(file_vecraft_v1_meta, 4);
 
 /**
  * Request for MetaService.CreateCollection.
@@ -232,7 +291,7 @@ export type MetaServiceCreateCollectionRequest = Message<"vecraft.v1.MetaService
  * Use `create(MetaServiceCreateCollectionRequestSchema)` to create a new message.
  */
 export const MetaServiceCreateCollectionRequestSchema: GenMessage<MetaServiceCreateCollectionRequest> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_meta, 4);
+  messageDesc(file_vecraft_v1_meta, 5);
 
 /**
  * Response of MetaService.CreateCollection.
@@ -260,7 +319,7 @@ export type MetaServiceCreateCollectionResponse = Message<"vecraft.v1.MetaServic
  * Use `create(MetaServiceCreateCollectionResponseSchema)` to create a new message.
  */
 export const MetaServiceCreateCollectionResponseSchema: GenMessage<MetaServiceCreateCollectionResponse> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_meta, 5);
+  messageDesc(file_vecraft_v1_meta, 6);
 
 /**
  * Request for MetaService.DropCollection.
@@ -295,7 +354,7 @@ export type MetaServiceDropCollectionRequest = Message<"vecraft.v1.MetaServiceDr
  * Use `create(MetaServiceDropCollectionRequestSchema)` to create a new message.
  */
 export const MetaServiceDropCollectionRequestSchema: GenMessage<MetaServiceDropCollectionRequest> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_meta, 6);
+  messageDesc(file_vecraft_v1_meta, 7);
 
 /**
  * Response of MetaService.DropCollection.
@@ -323,7 +382,7 @@ export type MetaServiceDropCollectionResponse = Message<"vecraft.v1.MetaServiceD
  * Use `create(MetaServiceDropCollectionResponseSchema)` to create a new message.
  */
 export const MetaServiceDropCollectionResponseSchema: GenMessage<MetaServiceDropCollectionResponse> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_meta, 7);
+  messageDesc(file_vecraft_v1_meta, 8);
 
 /**
  * Request for MetaService.GetCatalog.
@@ -338,7 +397,7 @@ export type GetCatalogRequest = Message<"vecraft.v1.GetCatalogRequest"> & {
  * Use `create(GetCatalogRequestSchema)` to create a new message.
  */
 export const GetCatalogRequestSchema: GenMessage<GetCatalogRequest> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_meta, 8);
+  messageDesc(file_vecraft_v1_meta, 9);
 
 /**
  * Response of MetaService.GetCatalog.
@@ -359,7 +418,7 @@ export type GetCatalogResponse = Message<"vecraft.v1.GetCatalogResponse"> & {
  * Use `create(GetCatalogResponseSchema)` to create a new message.
  */
 export const GetCatalogResponseSchema: GenMessage<GetCatalogResponse> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_meta, 9);
+  messageDesc(file_vecraft_v1_meta, 10);
 
 /**
  * Request for MetaService.WatchCatalog.
@@ -380,7 +439,7 @@ export type WatchCatalogRequest = Message<"vecraft.v1.WatchCatalogRequest"> & {
  * Use `create(WatchCatalogRequestSchema)` to create a new message.
  */
 export const WatchCatalogRequestSchema: GenMessage<WatchCatalogRequest> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_meta, 10);
+  messageDesc(file_vecraft_v1_meta, 11);
 
 /**
  * One message of MetaService.WatchCatalog.
@@ -401,7 +460,7 @@ export type WatchCatalogResponse = Message<"vecraft.v1.WatchCatalogResponse"> & 
  * Use `create(WatchCatalogResponseSchema)` to create a new message.
  */
 export const WatchCatalogResponseSchema: GenMessage<WatchCatalogResponse> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_meta, 11);
+  messageDesc(file_vecraft_v1_meta, 12);
 
 /**
  * Request for MetaService.RegisterNode.
@@ -429,7 +488,7 @@ export type RegisterNodeRequest = Message<"vecraft.v1.RegisterNodeRequest"> & {
  * Use `create(RegisterNodeRequestSchema)` to create a new message.
  */
 export const RegisterNodeRequestSchema: GenMessage<RegisterNodeRequest> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_meta, 12);
+  messageDesc(file_vecraft_v1_meta, 13);
 
 /**
  * Response of MetaService.RegisterNode.
@@ -450,7 +509,7 @@ export type RegisterNodeResponse = Message<"vecraft.v1.RegisterNodeResponse"> & 
  * Use `create(RegisterNodeResponseSchema)` to create a new message.
  */
 export const RegisterNodeResponseSchema: GenMessage<RegisterNodeResponse> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_meta, 13);
+  messageDesc(file_vecraft_v1_meta, 14);
 
 /**
  * Request for MetaService.Heartbeat.
@@ -471,7 +530,7 @@ export type HeartbeatRequest = Message<"vecraft.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_meta, 14);
+  messageDesc(file_vecraft_v1_meta, 15);
 
 /**
  * Response of MetaService.Heartbeat.
@@ -492,7 +551,7 @@ export type HeartbeatResponse = Message<"vecraft.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_vecraft_v1_meta, 15);
+  messageDesc(file_vecraft_v1_meta, 16);
 
 /**
  * Where a collection is in its life cycle. A create journals its DDL entries between
