@@ -214,7 +214,8 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
     io.err(mainHelp(commands));
     return EXIT_USAGE;
   }
-  if (wantsHelp) {
+  const passThrough = spec.passThrough === true;
+  if (wantsHelp && !passThrough) {
     io.out(commandHelp(spec));
     return EXIT_OK;
   }
@@ -222,8 +223,8 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
   const name = spec.path.join(" ");
   const runtime: Runtime = { client: undefined, retries: 0, url: deps.env?.["VECRAFT_URL"] ?? DEFAULT_URL };
   try {
-    const args = parse(spec, rest);
-    checkPositionals(spec, args);
+    const args = passThrough ? { values: {}, positionals: rest } : parse(spec, rest);
+    if (!passThrough) checkPositionals(spec, args);
     const ctx = buildContext(args, io, deps, runtime, signal);
     const code = await spec.run(ctx, args);
     return code ?? EXIT_OK;

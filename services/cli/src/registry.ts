@@ -67,6 +67,11 @@ export interface CommandSpec {
   /** Shown in the usage line, e.g. "--dimension N --metric cosine|l2|ip". */
   readonly usageHint?: string;
   readonly examples?: readonly string[];
+  /**
+   * The words after its path reach run() as they are, in `positionals`: no flag parsing and
+   * no --help of its own (`vecraft serve ROLE FLAGS...` hands the flags to a service).
+   */
+  readonly passThrough?: boolean;
   /** Returns the exit code (default 0). Throws UsageError, InputError, ConnectError, ... */
   run(ctx: CommandContext, args: ParsedArgs): Promise<number | void>;
 }

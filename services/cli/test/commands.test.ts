@@ -411,24 +411,24 @@ describe("help and dispatch", () => {
     expect(group.code).toBe(2);
     expect(group.err).toContain("collections create");
     expect((await vecraft(undefined, ["collections", "--help"])).code).toBe(0);
-    const unknown = await vecraft(undefined, ["serve"]);
-    expect(unknown).toEqual({ code: 2, out: "", err: "vecraft: unknown command \"serve\"\nRun 'vecraft --help' for the list of commands.\n" });
+    const unknown = await vecraft(undefined, ["frobnicate"]);
+    expect(unknown).toEqual({ code: 2, out: "", err: "vecraft: unknown command \"frobnicate\"\nRun 'vecraft --help' for the list of commands.\n" });
   });
 
   it("accepts global flags before the command, and commands registered later", async () => {
     const fake = newFake();
     const before = await vecraft(fake, ["--json", "--api-key", "k", "collections", "list"]);
     expect(before).toEqual({ code: 0, out: "[]\n", err: "" });
-    const serve: CommandSpec = {
-      path: ["serve"],
-      summary: "Run Vecraft in one process",
+    const later: CommandSpec = {
+      path: ["later"],
+      summary: "A command registered after the defaults",
       options: { port: { type: "string", value: "N", help: "port" } },
       run: (ctx, args) => {
         ctx.io.out(`would serve on ${String(args.values["port"])}`);
         return Promise.resolve(0);
       },
     };
-    const res = await vecraft(fake, ["serve", "--port", "8081"], { commands: [...DEFAULT_COMMANDS, serve] });
+    const res = await vecraft(fake, ["later", "--port", "8081"], { commands: [...DEFAULT_COMMANDS, later] });
     expect(res).toEqual({ code: 0, out: "would serve on 8081\n", err: "" });
   });
 

@@ -8,6 +8,7 @@ import { importCommands } from "./import.js";
 import { journalCommands } from "./journal.js";
 import { recordCommands } from "./records.js";
 import { searchCommands } from "./search.js";
+import { serveCommands } from "./serve.js";
 import { statusCommands } from "./status.js";
 
 export const DEFAULT_COMMANDS: readonly CommandSpec[] = [
@@ -18,4 +19,5 @@ export const DEFAULT_COMMANDS: readonly CommandSpec[] = [
   ...journalCommands,
   ...statusCommands,
   ...clusterCommands,
+  ...serveCommands,
 ];
