@@ -11,7 +11,7 @@
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import type { DescMessage, DescMethodStreaming, DescMethodUnary, MessageInitShape } from "@bufbuild/protobuf";
 import type { ContextValues, StreamResponse, UnaryResponse } from "@connectrpc/connect";
-import type { Logger } from "@vecraft/common";
+import { errorDetailsOf, type Logger } from "@vecraft/common";
 import { NodeHealth, isConnectionFailure, type HealthOptions } from "@vecraft/meta-client";
 import { NodeRole } from "@vecraft/rpc";
 import type { CatalogCache } from "./catalog.js";
@@ -32,11 +32,11 @@ export interface QueryRouterOptions {
 
 /**
  * UNAVAILABLE from the processor itself (starting, no catalog yet), not its report that
- * a shard had no replica to answer ("shard N: ..."): another processor would ask the
- * same replicas.
+ * a shard had no replica to answer (the `vecraft-shard` detail): another processor would
+ * ask the same replicas.
  */
 function processorUnavailable(e: ConnectError): boolean {
-  return e.code === Code.Unavailable && !/^shard \d+: /.test(e.rawMessage);
+  return e.code === Code.Unavailable && errorDetailsOf(e)["shard"] === undefined;
 }
 
 export class QueryRouter implements Transport {

@@ -1,6 +1,7 @@
 // The gateway's reads over several query processors (real HTTP/2 servers): round-robin
 // over the alive QUERY_PROCESSOR nodes of the catalog, another one tried when one is
 // gone, and --query-url when the catalog lists none (or only dead addresses).
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { Metric, NodeRole, QueryService } from "@vecraft/rpc";
 import { silentLogger, startRpcServer, type RpcServer } from "@vecraft/common";
@@ -12,8 +13,8 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close(0)));
 });
 
-/** A query processor that answers every search with one hit named after itself. */
-async function processor(name: string, calls: string[]): Promise<RpcServer> {
+/** A query processor that answers every search with one hit named after itself (or fails with `fail`). */
+async function processor(name: string, calls: string[], fail?: () => ConnectError): Promise<RpcServer> {
   const server = await startRpcServer({
     host: "127.0.0.1",
     port: 0,
@@ -24,6 +25,7 @@ async function processor(name: string, calls: string[]): Promise<RpcServer> {
       router.service(QueryService, {
         search() {
           calls.push(name);
+          if (fail) throw fail();
           return { hits: [{ id: name, score: 1 }], read: {} };
         },
       });
@@ -75,5 +77,25 @@ describe("query processor routing", () => {
     h.fake.setNode({ id: "query-0", address: gone.url, roles: [NodeRole.QUERY_PROCESSOR], alive: true });
     await expect.poll(() => h.gateway.catalog.current?.nodes.length).toBe(3);
     expect(await search(h)).toBe("fallback");
+  });
+
+  it("asks another processor when one is unavailable itself, not when a shard had no replica", async () => {
+    const calls: string[] = [];
+    const shardDown = (): ConnectError => new ConnectError("shard 2: no replica could answer", Code.Unavailable, new Headers({ "vecraft-shard": "2" }));
+    const starting = (): ConnectError => new ConnectError("the catalog is not loaded yet", Code.Unavailable);
+    const q1 = await processor("q1", calls, shardDown);
+    const q2 = await processor("q2", calls, starting);
+    const h = await startGateway({ routeQueries: true, config: { queryUrl: "http://127.0.0.1:1" } });
+    h.fake.setNode({ id: "q1", address: q1.url, roles: [NodeRole.QUERY_PROCESSOR], alive: true });
+    h.fake.setNode({ id: "q2", address: q2.url, roles: [NodeRole.QUERY_PROCESSOR], alive: true });
+    await h.client.createCollection({ name: "docs", dimension: 3, metric: Metric.COSINE });
+    await expect.poll(() => h.gateway.catalog.current?.nodes.length).toBeGreaterThanOrEqual(2);
+    // Whichever processor comes first, the shard failure is final and is the answer.
+    await expect(search(h)).rejects.toThrow(/shard 2: no replica could answer/);
+    await expect(search(h)).rejects.toThrow(/shard 2: no replica could answer/);
+    // Round-robin starts one search on each. q2's own unavailability sent that search on
+    // to q1; q1's shard failure was never retried on q2.
+    expect(calls.filter((c) => c === "q1")).toHaveLength(2);
+    expect(calls.filter((c) => c === "q2")).toHaveLength(1);
   });
 });

@@ -2,7 +2,7 @@
 // replica per shard, merge. Partial answers only when the caller allows them.
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { ConnectError } from "@connectrpc/connect";
-import { InvalidArgumentError, toConnectError } from "@vecraft/common";
+import { ERROR_DETAIL_HEADER_PREFIX, InvalidArgumentError, toConnectError } from "@vecraft/common";
 import { Consistency, type QueryService, type ShardHit, type StoredRecord } from "@vecraft/rpc";
 import { idsByShard, mergeHits, mergePages, readTarget, type QueryEngine, type ReplicaBudget } from "./query.js";
 import type { QueryMetrics } from "./metrics.js";
@@ -22,7 +22,11 @@ function settle<T>(results: PromiseSettledResult<T>[], shards: readonly number[]
     else {
       if (!allowPartial) {
         const ce = toConnectError(r.reason);
-        throw new ConnectError(`shard ${shards[i]}: ${ce.rawMessage}`, ce.code);
+        // The `vecraft-shard` detail tells a gateway that the shard (not this processor)
+        // failed, so asking another processor would not help.
+        const metadata = new Headers(ce.metadata);
+        metadata.set(`${ERROR_DETAIL_HEADER_PREFIX}shard`, String(shards[i]));
+        throw new ConnectError(`shard ${shards[i]}: ${ce.rawMessage}`, ce.code, metadata);
       }
       missing.push(shards[i] as number);
     }

@@ -157,7 +157,7 @@ export class QueryEngine {
     const candidates = this.#health.order(placement.replicas, (id) => this.catalog.node(id), this.rr++);
     if (candidates.length === 0) {
       const why = placement.replicas.length === 0 ? "has no replica" : `has no registered replica (placed on ${placement.replicas.join(", ")})`;
-      throw new UnavailableError(`shard ${placement.shard} ${why}`);
+      throw new UnavailableError(`shard ${placement.shard} ${why}`, { details: { shard: placement.shard } });
     }
     const started = performance.now();
     const failures: { node: string; error: ConnectError }[] = [];

@@ -35,6 +35,9 @@ export function keepRegistered(
       return false;
     }
   };
+  // One call may not spend the lease: a hung heartbeat gives way to the next try while
+  // the lease still has two thirds of its life.
+  const callTimeoutMs = Math.max(50, Math.floor(ttlMs / 3));
   const loop = (async () => {
     let delays = backoffDelays(BACKOFF);
     while (!signal.aborted) {
@@ -64,7 +67,7 @@ export function keepRegistered(
         }
         let alive: boolean;
         try {
-          ({ alive } = await meta.heartbeat({ leaseId }, { signal, timeoutMs: ttlMs }));
+          ({ alive } = await meta.heartbeat({ leaseId }, { signal, timeoutMs: callTimeoutMs }));
         } catch (e) {
           registered = false;
           if (signal.aborted || !(await pause(delays, "heartbeat failed", e))) return;
