@@ -14,6 +14,7 @@ import { parseArgs } from "node:util";
 import { fmt, table } from "../journal/stats.js";
 import { bruteForceCheck, groundTruth, head, loadFashionMnist, recallOf, slice, DATASET_DIR, DIM } from "./dataset.js";
 import { lanceSettingName, runLanceDb, type LanceIndexKind, type LanceReport } from "./lancedb-baseline.js";
+import { intListOption as list, intOption as num } from "../support/options.js";
 import { repoRoot, standaloneMain, startStandalone } from "./standalone.js";
 import { runUsearch, type UsearchReport } from "./usearch-baseline.js";
 import { createCollection, ingest, prepareBatches, rpcFloor, sweep, timeToSearchable, type IngestResult, type RpcFloor, type TimeToSearchable, type VecraftCell } from "./vecraft.js";
@@ -76,18 +77,6 @@ interface Options {
   cpuProf: boolean;
   serverNodeArgs: string[];
   out: string;
-}
-
-function num(v: string | undefined, dflt: number, name: string, min: number, max: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name}: expected an integer in [${min}, ${max}], got ${v}`);
-  return n;
-}
-
-function list(v: string | undefined, dflt: number[], name: string, min: number, max: number): number[] {
-  if (v === undefined) return dflt;
-  return v.split(",").map((s) => num(s.trim(), 0, name, min, max));
 }
 
 function parseOptions(argv: string[]): Options | undefined {

@@ -36,6 +36,8 @@ const UPSERT_PATH = "/vecraft.v1.VecraftService/Upsert";
  */
 export interface PreparedBatches {
   readonly client: "raw" | "connect";
+  /** The collection the requests write to (it is inside the serialized bytes). */
+  readonly collection: string;
   readonly batches: readonly { readonly records: number; readonly framed?: Buffer; readonly init?: RecordInit[] }[];
   readonly records: number;
   readonly batchSize: number;
@@ -52,7 +54,7 @@ function recordsOf(train: Split, start: number, end: number): RecordInit[] {
   return records;
 }
 
-export function prepareBatches(train: Split, batchSize: number, client: "raw" | "connect"): PreparedBatches {
+export function prepareBatches(train: Split, batchSize: number, client: "raw" | "connect", collection = COLLECTION): PreparedBatches {
   const batches: { records: number; framed?: Buffer; init?: RecordInit[] }[] = [];
   let encodeSeconds = 0;
   for (let start = 0; start < train.count; start += batchSize) {
@@ -62,19 +64,20 @@ export function prepareBatches(train: Split, batchSize: number, client: "raw" | 
       batches.push({ records: init.length, init });
       continue;
     }
-    const msg = create(UpsertRequestSchema, { collection: COLLECTION, records: init });
+    const msg = create(UpsertRequestSchema, { collection, records: init });
     const t0 = performance.now();
     const bytes = toBinary(UpsertRequestSchema, msg);
     encodeSeconds += (performance.now() - t0) / 1000;
     batches.push({ records: init.length, framed: frame(bytes) });
   }
-  return { client, batches, records: train.count, batchSize, encodeSeconds, probeVector: Array.from(train.pixels.subarray(0, DIM)) };
+  return { client, collection, batches, records: train.count, batchSize, encodeSeconds, probeVector: Array.from(train.pixels.subarray(0, DIM)) };
 }
 
-export async function createCollection(client: VecraftClient, shards: number): Promise<Record<string, unknown>> {
-  const res = await client.createCollection({ name: COLLECTION, dimension: DIM, metric: Metric.L2, shards });
+/** `name` and `replicationFactor` are for the cluster benchmark (several collections, one replica each). */
+export async function createCollection(client: VecraftClient, shards: number, opts: { name?: string; replicationFactor?: number } = {}): Promise<Record<string, unknown>> {
+  const res = await client.createCollection({ name: opts.name ?? COLLECTION, dimension: DIM, metric: Metric.L2, shards, replicationFactor: opts.replicationFactor ?? 0 });
   const c = res.collection;
-  return { name: c?.name, shards: c?.shards, hnsw: { m: c?.hnsw?.m, efConstruction: c?.hnsw?.efConstruction, efSearch: c?.hnsw?.efSearch } };
+  return { name: c?.name, shards: c?.shards, replicationFactor: c?.replicationFactor, hnsw: { m: c?.hnsw?.m, efConstruction: c?.hnsw?.efConstruction, efSearch: c?.hnsw?.efSearch } };
 }
 
 function maxToken(a: string, b: string): string {
@@ -152,7 +155,7 @@ export async function ingest(server: Standalone, prepared: PreparedBatches, infl
         return async (b) => fromBinary(UpsertResponseSchema, await raw.call(UPSERT_PATH, b.framed!, 120_000));
       }
       const client = server.newClient();
-      return (b) => client.upsert({ collection: COLLECTION, records: b.init! }, { timeoutMs: 120_000 });
+      return (b) => client.upsert({ collection: prepared.collection, records: b.init! }, { timeoutMs: 120_000 });
     });
     t0 = performance.now();
     let next = 0;
@@ -177,7 +180,7 @@ export async function ingest(server: Standalone, prepared: PreparedBatches, infl
       attempts++;
       try {
         await monitor.search(
-          { collection: COLLECTION, vector: probe, k: 1, consistency: { level: Consistency.SESSION, sessionToken: token } },
+          { collection: prepared.collection, vector: probe, k: 1, consistency: { level: Consistency.SESSION, sessionToken: token } },
           { timeoutMs: Math.max(1000, Math.min(60_000, deadline - performance.now())) },
         );
         break;
@@ -234,6 +237,8 @@ export async function sweep(
     readonly maxSeconds: number;
     readonly recall: (q: number, ids: number[]) => number;
     readonly log: (s: string) => void;
+    /** Default COLLECTION. */
+    readonly collection?: string;
   },
 ): Promise<VecraftCell[]> {
   const clients = Array.from({ length: opts.connections }, () => server.newClient());
@@ -244,7 +249,7 @@ export async function sweep(
       const search = async (q: number): Promise<number[]> => {
         const client = clients[n++ % clients.length]!;
         const res = await client.search(
-          { collection: COLLECTION, vector: queries[q]!, k: opts.k, ef: Math.max(ef, opts.k), consistency: { level: Consistency.EVENTUAL } },
+          { collection: opts.collection ?? COLLECTION, vector: queries[q]!, k: opts.k, ef: Math.max(ef, opts.k), consistency: { level: Consistency.EVENTUAL } },
           { timeoutMs: 30_000 },
         );
         return res.hits.map((h) => Number(h.id));
