@@ -143,8 +143,19 @@ export class CatalogFeed {
   private publish(c: Catalog): void {
     if (this.latest !== undefined && c.revision <= this.latest.revision) return;
     this.latest = c;
-    this.opts.onSnapshot?.(c);
-    for (const l of [...this.listeners]) l(c);
+    // A throwing listener must not keep the others, or the streams, from seeing the snapshot.
+    try {
+      this.opts.onSnapshot?.(c);
+    } catch (e) {
+      this.opts.logger.error("catalog snapshot hook failed", { err: e, revision: c.revision.toString() });
+    }
+    for (const l of [...this.listeners]) {
+      try {
+        l(c);
+      } catch (e) {
+        this.opts.logger.error("catalog feed listener failed", { err: e, revision: c.revision.toString() });
+      }
+    }
     for (const wake of [...this.waiters]) wake();
   }
 

@@ -446,7 +446,7 @@ export class Catalog {
       }
     }
     const lease = await store.grantLease(ttl, { signal });
-    const record: NodeRecord = { ...node, registeredAtMs: this.now() };
+    const record: NodeRecord = { ...node, registeredAtMs: this.now(), ttlMs: ttl };
     try {
       await store.txn(
         {

@@ -67,10 +67,13 @@ export const metaConfigSchema = defineConfig({
   },
   failoverGraceMs: {
     type: "duration",
-    default: "3s",
+    default: "30s",
     min: 0,
     max: 3_600_000,
-    doc: "A storage node must have been seen dead this long before its replicas move (a node that re-registers within it keeps them).",
+    doc:
+      "A storage node must have been seen dead (lease expired) this long before its replicas move; a node that re-registers within it keeps them. " +
+      "Moving a replica costs a full snapshot copy to another node, and a restart (a pod rescheduled, a large index restored) often outlasts the lease alone, " +
+      "so the default waits 30 s on top of the lease (Elasticsearch delays reallocation by 1 min); lower it to heal faster when nodes rarely restart.",
   },
   partitionMapIntervalMs: {
     type: "duration",

@@ -11,14 +11,24 @@
 // snapshot, a node no longer listed deletes its copy. So only dead replicas are ever
 // removed (never the last live one), and a shard with no live replica is left alone.
 //
+// A shard is repaired only while another of its listed replicas is SERVING, as its node
+// says (StorageService.GetStorageStatus; one call per alive storage node per pass, only to
+// nodes hosting a shard that needs work, with a short deadline). A replica still
+// bootstrapping has no data: had it been counted as a source, a second failure before it
+// serves would leave only empty replicas listed, and the dead node, back and unlisted,
+// would delete the only copy. A shard whose alive replicas are not confirmed serving (or
+// whose nodes do not answer) is deferred: logged once, counted by reason, retried every pass.
+//
 // When a dead node counts (timing):
 // - `graceMs` after the controller first saw it dead, so a node that re-registers right
 //   away (a restart, a pause just past its TTL) keeps its shards.
-// - Not before `recoveryGraceMs` (a node lease TTL) after the controller started or after
-//   the store last came back from an outage. Nodes renew leases through the meta-manager,
-//   so while the meta-manager or its store was unreachable their heartbeats failed; a
-//   lease that expired then says nothing about the node, which gets a full TTL to renew
-//   or re-register. (etcd itself restores leases with a fresh TTL when it restarts.)
+// - Not before the recovery grace after the controller started or after the store last
+//   came back from an outage: the node's own lease TTL (recorded at registration), at
+//   least `recoveryGraceMs` (the default TTL). Nodes renew leases through the
+//   meta-manager, so while the meta-manager or its store was unreachable their heartbeats
+//   failed; a lease that expired then says nothing about the node, which gets a full TTL
+//   of its own to renew or re-register. (etcd itself restores leases with a fresh TTL when
+//   it restarts.)
 //
 // Each collection's changes are one transaction that compares the collection record, the
 // catalog version key (rewritten, as every catalog change does: catalog.ts), the removed
@@ -28,19 +38,30 @@
 // Passes run when the catalog feed sees a change (a lease expiring deletes an alive key; a
 // node registering adds one), when a dead node's grace ends, and every `intervalMs` as a
 // safety net. Passes never overlap; triggers during a pass coalesce into one more pass.
-import { UnavailableError, abortableSleep, backoffDelays, type Logger } from "@vecraft/common";
-import { NodeRole } from "@vecraft/rpc";
+import type { Client } from "@connectrpc/connect";
+import { UnavailableError, abortReason, abortableSleep, backoffDelays, type Logger } from "@vecraft/common";
+import { NodeRole, ReplicaState, StorageService, type GetStorageStatusResponse } from "@vecraft/rpc";
 import type { Catalog } from "./catalog.js";
-import { planRepairs, type ReplicaMove } from "./placement.js";
-import { EMPTY, encodeCollection, readCatalogSnapshot, storageLoad, type CatalogKeys, type CatalogSnapshot, type CollectionRecord } from "./records.js";
+import { NodeClients } from "./node-clients.js";
+import { needsRepair, planRepairs, replicaKey, type ReplicaMove } from "./placement.js";
+import { EMPTY, encodeCollection, readCatalogSnapshot, storageLoad, type CatalogKeys, type CatalogSnapshot, type CollectionRecord, type NodeRecord } from "./records.js";
 import { SerialPasses } from "./serial-passes.js";
 import type { Clock } from "./store/clock.js";
 import type { MetaStore, TxnCompare } from "./store/meta-store.js";
 import type { StoreHealth } from "./store/tracked-store.js";
 
+/**
+ * Why a shard's repair waits: none of its alive replicas reports SERVING
+ * (`no_serving_replica`: they are bootstrapping or catching up, or do not hold it), or
+ * some of them could not be asked (`status_unavailable`).
+ */
+export type DeferReason = "no_serving_replica" | "status_unavailable";
+
 export interface FailoverObserver {
   /** One replica moved (`from` undefined: a shard topped up). */
   move?(move: ReplicaMove & { readonly collection: string }): void;
+  /** A shard's repair started waiting for a serving replica (once per episode and reason). */
+  deferred?(reason: DeferReason): void;
   pass?(outcome: "ok" | "failed" | "skipped"): void;
   casConflict?(): void;
 }
@@ -54,8 +75,15 @@ export interface FailoverOptions {
   readonly intervalMs: number;
   /** How long a node must have been seen dead before its replicas move. */
   readonly graceMs: number;
-  /** No node counts as dead until this long after start and after a store outage ends. */
+  /**
+   * No node counts as dead until this long after start and after a store outage ends (a
+   * node registered with a longer lease TTL gets its TTL).
+   */
   readonly recoveryGraceMs: number;
+  /** The client of the storage node at `address` (GetStorageStatus); default: gRPC, one per address. */
+  readonly storageClient?: (address: string) => Client<typeof StorageService>;
+  /** Deadline of one GetStorageStatus call (default 2 s). */
+  readonly statusTimeoutMs?: number;
   /** The store's reachability, as tracked by TrackedMetaStore; absent: never unreachable. */
   readonly health?: () => StoreHealth;
   readonly observer?: FailoverObserver;
@@ -73,7 +101,12 @@ export interface FailoverPassResult {
   readonly unplaced: number;
   /** "collection/shard" of shards none of whose replicas is alive (left alone). */
   readonly withoutLiveReplica: readonly string[];
+  /** Shards that need work but wait for one of their replicas to be confirmed serving. */
+  readonly deferred: readonly { readonly shard: string; readonly reason: DeferReason }[];
 }
+
+/** What one pass learned from the storage nodes: per node id, its status or why there is none. */
+type StatusCache = Map<string, Promise<GetStorageStatusResponse | Error>>;
 
 const RETRY = Symbol("retry");
 
@@ -88,10 +121,15 @@ export class FailoverController {
   private last: FailoverPassResult | undefined;
   /** What the last "shards stay short" warning said, so a steady state is logged once. */
   private lastShortfall = "";
+  /** Deferred shards ("collection/shard") with what was logged about them; bounded by the catalog's shards. */
+  private deferredLogged = new Map<string, string>();
+  /** One client per storage node address; pruned to the alive storage nodes every pass. */
+  private readonly clients: NodeClients<typeof StorageService>;
 
   constructor(private readonly opts: FailoverOptions) {
     this.startedAtMs = opts.clock.now();
     this.casMaxAttempts = opts.casMaxAttempts ?? 8;
+    this.clients = new NodeClients(StorageService, opts.storageClient);
     this.passes = new SerialPasses({
       clock: opts.clock,
       intervalMs: opts.intervalMs,
@@ -157,8 +195,9 @@ export class FailoverController {
   private async runPass(signal: AbortSignal): Promise<FailoverPassResult> {
     const delays = backoffDelays({ initialMs: 2, maxMs: 200, multiplier: 2, jitter: "full" });
     const moves: (ReplicaMove & { collection: string })[] = [];
+    const statuses: StatusCache = new Map();
     for (let attempt = 1; ; attempt++) {
-      const r = await this.attempt(signal, moves);
+      const r = await this.attempt(signal, moves, statuses);
       if (r !== RETRY) {
         this.last = r;
         this.opts.observer?.pass?.("ok");
@@ -169,7 +208,7 @@ export class FailoverController {
         // The catalog keeps changing; every change triggers another pass anyway.
         this.opts.logger.warn("failover pass gave up after repeated concurrent catalog changes; the next change or interval retries", { attempts: attempt });
         this.trigger();
-        const r2: FailoverPassResult = { moves, deadNodes: [], waitingNodes: [], unplaced: 0, withoutLiveReplica: [] };
+        const r2: FailoverPassResult = { moves, deadNodes: [], waitingNodes: [], unplaced: 0, withoutLiveReplica: [], deferred: [] };
         this.last = r2;
         return r2;
       }
@@ -178,22 +217,32 @@ export class FailoverController {
   }
 
   /** One read and the transactions it plans; RETRY after a lost compare (moves made so far stay in `moves`). */
-  private async attempt(signal: AbortSignal, moves: (ReplicaMove & { collection: string })[]): Promise<FailoverPassResult | typeof RETRY> {
+  private async attempt(
+    signal: AbortSignal,
+    moves: (ReplicaMove & { collection: string })[],
+    statuses: StatusCache,
+  ): Promise<FailoverPassResult | typeof RETRY> {
     const snap = await readCatalogSnapshot(this.opts.store, this.opts.keys, signal);
     const now = this.opts.clock.now();
     const { replaceable, waiting, nextAt } = this.classify(snap, now);
     if (nextAt !== undefined) this.armWake(nextAt);
     const load = storageLoad(snap);
+    const names = [...snap.collections.keys()].sort().filter((n) => snap.collections.get(n)?.rec.state !== "dropping");
+    const { serving, failed } = await this.servingReplicas(snap, names, load, replaceable, statuses, signal);
     let versionRevision = snap.versionRevision;
     let unplaced = 0;
     const withoutLiveReplica: string[] = [];
-    const names = [...snap.collections.keys()].sort();
+    const deferred: { shard: string; reason: DeferReason; sources: readonly string[]; replicas: number }[] = [];
     for (const name of names) {
       const c = snap.collections.get(name);
-      if (c === undefined || c.rec.state === "dropping") continue;
-      const plan = planRepairs({ shards: c.rec.shards, replicationFactor: c.rec.spec.replicationFactor, replaceable, load });
+      if (c === undefined) continue;
+      const plan = planRepairs({ collection: name, shards: c.rec.shards, replicationFactor: c.rec.spec.replicationFactor, replaceable, load, serving });
       unplaced += plan.unplaced;
       for (const s of plan.withoutLiveReplica) withoutLiveReplica.push(`${name}/${s}`);
+      for (const d of plan.deferred) {
+        const reason: DeferReason = d.sources.some((n) => failed.has(n)) ? "status_unavailable" : "no_serving_replica";
+        deferred.push({ shard: `${name}/${d.shard}`, reason, sources: d.sources, replicas: d.replicas });
+      }
       if (plan.moves.length === 0) continue;
       const rec: CollectionRecord = { ...c.rec, shards: plan.shards };
       const key = this.opts.keys.collection(name);
@@ -247,14 +296,111 @@ export class FailoverController {
       });
     }
     this.lastShortfall = shortfall;
-    return { moves, deadNodes: [...replaceable].sort(), waitingNodes: waiting.sort(), unplaced, withoutLiveReplica };
+    this.noteDeferred(deferred, failed);
+    return {
+      moves,
+      deadNodes: [...replaceable].sort(),
+      waitingNodes: waiting.sort(),
+      unplaced,
+      withoutLiveReplica,
+      deferred: deferred.map((d) => ({ shard: d.shard, reason: d.reason })),
+    };
+  }
+
+  /**
+   * The replicas confirmed SERVING by their nodes, for the shards that need work: each
+   * alive storage node hosting a listed replica of one is asked once per pass
+   * (`statuses`). `failed`: the nodes asked that gave no usable answer, with why.
+   */
+  private async servingReplicas(
+    snap: CatalogSnapshot,
+    names: readonly string[],
+    load: ReadonlyMap<string, number>,
+    replaceable: ReadonlySet<string>,
+    statuses: StatusCache,
+    signal: AbortSignal,
+  ): Promise<{ serving: Set<string>; failed: Map<string, string> }> {
+    this.clients.retain([...load.keys()].flatMap((id) => snap.nodes.get(id)?.address ?? []));
+    const ask = new Set<string>();
+    for (const name of names) {
+      const rec = snap.collections.get(name)?.rec;
+      if (rec === undefined) continue;
+      for (const s of rec.shards) {
+        if (needsRepair(s, rec.spec.replicationFactor, replaceable)) for (const r of s.replicas) if (load.has(r)) ask.add(r);
+      }
+    }
+    const serving = new Set<string>();
+    const failed = new Map<string, string>();
+    const answers = await Promise.all(
+      [...ask].sort().map(async (id) => {
+        const node = snap.nodes.get(id);
+        if (node === undefined) return { id, status: new Error("not registered") };
+        let p = statuses.get(id);
+        if (p === undefined) {
+          p = this.status(node, signal);
+          statuses.set(id, p);
+        }
+        return { id, status: await p };
+      }),
+    );
+    if (signal.aborted) throw abortReason(signal);
+    for (const { id, status } of answers) {
+      if (status instanceof Error) {
+        failed.set(id, status.message);
+        continue;
+      }
+      for (const r of status.shards) if (r.state === ReplicaState.SERVING) serving.add(replicaKey(r.collection, r.shard, id));
+    }
+    return { serving, failed };
+  }
+
+  /** The node's GetStorageStatus answer, or the error that stands for it (a failed call, another node answering). */
+  private async status(node: NodeRecord, signal: AbortSignal): Promise<GetStorageStatusResponse | Error> {
+    const timeoutMs = this.opts.statusTimeoutMs ?? 2_000;
+    try {
+      const res = await this.clients.read(node.address, (c) => c.getStorageStatus({}, { signal, timeoutMs }), signal);
+      // Another process at a reused address says nothing about this node's replicas.
+      if (res.node !== "" && res.node !== node.id) return new Error(`${node.address} answers as node ${JSON.stringify(res.node)}`);
+      return res;
+    } catch (e) {
+      // Deciding nothing is the safe answer; the caller reports it per shard.
+      return e instanceof Error ? e : new Error(String(e));
+    }
+  }
+
+  /** Warns once per deferred shard (and reason), counts it, and notes shards no longer deferred. */
+  private noteDeferred(
+    deferred: readonly { shard: string; reason: DeferReason; sources: readonly string[]; replicas: number }[],
+    failed: ReadonlyMap<string, string>,
+  ): void {
+    const next = new Map<string, string>();
+    for (const d of deferred) {
+      next.set(d.shard, d.reason);
+      if (this.deferredLogged.get(d.shard) === d.reason) continue;
+      this.opts.observer?.deferred?.(d.reason);
+      const why =
+        d.reason === "status_unavailable"
+          ? "some of its alive replicas' nodes did not answer GetStorageStatus, and none that answered reports the shard SERVING"
+          : "none of its alive replicas reports the shard SERVING yet (bootstrapping or catching up): a new replica would have no peer to copy from";
+      this.opts.logger.warn(`failover: shard repair deferred: ${why}; retried every pass`, {
+        shard: d.shard,
+        reason: d.reason,
+        replicasWaiting: d.replicas,
+        aliveReplicas: d.sources,
+        ...(d.reason === "status_unavailable" ? { statusErrors: Object.fromEntries(d.sources.flatMap((n) => (failed.has(n) ? [[n, failed.get(n)]] : []))) } : {}),
+      });
+    }
+    for (const shard of this.deferredLogged.keys()) {
+      if (!next.has(shard)) this.opts.logger.info("failover: shard repair no longer deferred", { shard });
+    }
+    this.deferredLogged = next;
   }
 
   /** Updates when each node was first seen dead and splits dead nodes into replaceable and waiting. */
   private classify(snap: CatalogSnapshot, now: number): { replaceable: Set<string>; waiting: string[]; nextAt: number | undefined } {
     for (const id of [...this.deadSince.keys()]) if (!snap.nodes.has(id) || snap.alive.has(id)) this.deadSince.delete(id);
     const recoveredAt = this.opts.health?.().recoveredAtMs ?? this.startedAtMs;
-    const quietFrom = Math.max(this.startedAtMs, recoveredAt) + this.opts.recoveryGraceMs;
+    const quietSince = Math.max(this.startedAtMs, recoveredAt);
     const replaceable = new Set<string>();
     const waiting: string[] = [];
     let nextAt: number | undefined;
@@ -266,7 +412,7 @@ export class FailoverController {
         this.deadSince.set(id, now);
         this.opts.logger.info("failover: storage node seen dead (lease expired)", { node: id });
       }
-      const at = Math.max(since + this.opts.graceMs, quietFrom);
+      const at = Math.max(since + this.opts.graceMs, quietSince + Math.max(this.opts.recoveryGraceMs, node.ttlMs ?? 0));
       if (now >= at) replaceable.add(id);
       else {
         waiting.push(id);

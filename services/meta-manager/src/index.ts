@@ -9,7 +9,7 @@ export type { MetaConfig } from "./config.js";
 export { Catalog } from "./catalog.js";
 export type { CatalogOptions, CatalogObserver, CollectionChange, NodeInput } from "./catalog.js";
 export { FailoverController } from "./failover.js";
-export type { FailoverOptions, FailoverObserver, FailoverPassResult } from "./failover.js";
+export type { DeferReason, FailoverOptions, FailoverObserver, FailoverPassResult } from "./failover.js";
 export { PartitionMapController, planPartitionMap } from "./partition-map.js";
 export type { PartitionChangeKind, PartitionMapObserver, PartitionMapOptions, PartitionMapPassResult } from "./partition-map.js";
 export { TrackedMetaStore, StoreUnreachableError } from "./store/tracked-store.js";
@@ -34,6 +34,6 @@ export type {
 } from "./store/meta-store.js";
 export { systemClock } from "./store/clock.js";
 export type { Clock } from "./store/clock.js";
-export { partitionOf, fnv1a32, leastLoaded, planRepairs } from "./placement.js";
-export type { PlacedShard, ReplicaMove, RepairInput, RepairPlan } from "./placement.js";
+export { partitionOf, fnv1a32, leastLoaded, needsRepair, planRepairs, replicaKey } from "./placement.js";
+export type { DeferredShard, PlacedShard, ReplicaMove, RepairInput, RepairPlan } from "./placement.js";
 export { ddlProducerId } from "./ddl.js";

@@ -121,6 +121,23 @@ export function createMetaMetrics(registry: Registry): MetaMetrics {
     labelNames: ["kind"] as const,
     registers: [registry],
   });
+  const failoverDeferrals = new Counter({
+    name: "vecraft_meta_failover_deferrals_total",
+    help: "Shards whose repair (replacing a dead replica, topping up) started waiting, by reason: no_serving_replica = none of their alive replicas reports SERVING yet, status_unavailable = their nodes did not answer GetStorageStatus.",
+    labelNames: ["reason"] as const,
+    registers: [registry],
+  });
+  new Gauge({
+    name: "vecraft_meta_failover_deferred_shards",
+    help: "Shards whose repair waits for a replica confirmed SERVING at the last failover pass, by reason (see vecraft_meta_failover_deferrals_total).",
+    labelNames: ["reason"] as const,
+    registers: [registry],
+    collect() {
+      const last = failover?.lastPass;
+      if (last === undefined) return;
+      for (const reason of ["no_serving_replica", "status_unavailable"] as const) this.set({ reason }, last.deferred.filter((d) => d.reason === reason).length);
+    },
+  });
   const failoverPasses = new Counter({
     name: "vecraft_meta_failover_passes_total",
     help: "Failover controller passes by outcome (skipped = the store was unreachable, nothing was decided).",
@@ -168,6 +185,7 @@ export function createMetaMetrics(registry: Registry): MetaMetrics {
     },
     failoverObserver: {
       move: (m) => failoverMoves.inc({ kind: m.from === undefined ? "top_up" : "replace" }),
+      deferred: (reason) => failoverDeferrals.inc({ reason }),
       pass: (outcome) => failoverPasses.inc({ outcome }),
       casConflict: () => casConflicts.inc(),
     },

@@ -24,11 +24,11 @@
 //
 // Passes run on every catalog change (a journal node registering or its lease expiring),
 // every `intervalMs` (an epoch can change without a catalog change), and never overlap.
-import { createClient, type Client } from "@connectrpc/connect";
+import type { Client } from "@connectrpc/connect";
 import { AbortedError, UnavailableError, abortableSleep, backoffDelays, type Logger } from "@vecraft/common";
-import { internalGrpcTransport } from "@vecraft/meta-client";
 import { JournalService, NodeRole, type GetPartitionsResponse } from "@vecraft/rpc";
 import type { Catalog } from "./catalog.js";
+import { NodeClients } from "./node-clients.js";
 import { EMPTY, encodeJournalPartition, readCatalogSnapshot, type CatalogKeys, type JournalPartitionRecord, type NodeRecord } from "./records.js";
 import { SerialPasses } from "./serial-passes.js";
 import type { Clock } from "./store/clock.js";
@@ -122,7 +122,7 @@ export function planPartitionMap(reports: readonly { node: NodeRecord; status: G
 export class PartitionMapController {
   private readonly passes: SerialPasses<PartitionMapPassResult>;
   /** One client per journal address; pruned to the alive journal nodes every pass. */
-  private readonly clients = new Map<string, Client<typeof JournalService>>();
+  private readonly clients: NodeClients<typeof JournalService>;
   /** Journal nodes whose last GetPartitions failed (logged once per failure streak). */
   private readonly failing = new Set<string>();
   /** What was last logged as odd in the reports, so a steady state is logged once. */
@@ -133,6 +133,7 @@ export class PartitionMapController {
 
   constructor(private readonly opts: PartitionMapOptions) {
     this.casMaxAttempts = opts.casMaxAttempts ?? 8;
+    this.clients = new NodeClients(JournalService, opts.journalClient);
     this.passes = new SerialPasses({
       clock: opts.clock,
       intervalMs: opts.intervalMs,
@@ -260,14 +261,8 @@ export class PartitionMapController {
 
   /** The node's GetPartitions answer, or undefined when it failed (logged once per failure streak). */
   private async ask(node: NodeRecord, signal: AbortSignal): Promise<GetPartitionsResponse | undefined> {
-    const call = (): Promise<GetPartitionsResponse> => this.client(node.address).getPartitions({}, { signal, timeoutMs: this.opts.callTimeoutMs ?? 5_000 });
     try {
-      // A read, so a second try is safe: the first call after a journal restart can land on
-      // the old connection as it closes (REFUSED_STREAM) while the node is already back.
-      const status = await call().catch((e: unknown) => {
-        if (signal.aborted) throw e;
-        return call();
-      });
+      const status = await this.clients.read(node.address, (c) => c.getPartitions({}, { signal, timeoutMs: this.opts.callTimeoutMs ?? 5_000 }), signal);
       if (this.failing.delete(node.id)) this.opts.logger.info("journal partition map: journal node answers again", { node: node.id, address: node.address });
       return status;
     } catch (e) {
@@ -284,20 +279,8 @@ export class PartitionMapController {
     }
   }
 
-  private client(address: string): Client<typeof JournalService> {
-    let c = this.clients.get(address);
-    if (c === undefined) {
-      c =
-        this.opts.journalClient?.(address) ??
-        createClient(JournalService, internalGrpcTransport({ baseUrl: address, idleConnectionTimeoutMs: 60_000 }));
-      this.clients.set(address, c);
-    }
-    return c;
-  }
-
   private pruneClients(journals: readonly NodeRecord[]): void {
-    const addresses = new Set(journals.map((n) => n.address));
-    for (const a of [...this.clients.keys()]) if (!addresses.has(a)) this.clients.delete(a);
+    this.clients.retain(journals.map((n) => n.address));
     const ids = new Set(journals.map((n) => n.id));
     for (const id of [...this.failing]) if (!ids.has(id)) this.failing.delete(id);
   }

@@ -17,7 +17,9 @@
 // Repairs (the failover controller, failover.ts) use the same rule: a dead replica is
 // replaced by the least loaded alive storage node that is not already a replica of the
 // shard, ties by node id, and the load is updated after each pick so that the
-// replacements of one pass spread too.
+// replacements of one pass spread too. A shard is repaired only when another of its
+// replicas is known to be SERVING: a new replica copies a serving peer's snapshot, and a
+// replica still bootstrapping has nothing to give (see `planRepairs`).
 import { FailedPreconditionError } from "@vecraft/common";
 
 const FNV_OFFSET = 0x811c9dc5;
@@ -115,6 +117,8 @@ export interface ReplicaMove {
 }
 
 export interface RepairInput {
+  /** The collection (the key of `serving`). */
+  readonly collection: string;
   readonly shards: readonly PlacedShard[];
   readonly replicationFactor: number;
   /** Listed nodes that are dead long enough to be replaced. */
@@ -124,6 +128,23 @@ export interface RepairInput {
    * with every pick, so that the next collection of the same pass sees the new load.
    */
   readonly load: Map<string, number>;
+  /** The replicas known to be SERVING now, as `replicaKey(collection, shard, node)`. */
+  readonly serving: ReadonlySet<string>;
+}
+
+/** The key of one shard replica in `RepairInput.serving`. */
+export function replicaKey(collection: string, shard: number, node: string): string {
+  // NUL cannot occur in a collection name or a node id (both are validated).
+  return `${collection}\u0000${shard}\u0000${node}`;
+}
+
+/** A shard whose repair waits: its alive replicas (the possible sources), none known to be serving. */
+export interface DeferredShard {
+  readonly shard: number;
+  /** Its listed replicas on alive storage nodes, none of them known to be SERVING. */
+  readonly sources: readonly string[];
+  /** Replicas it would have moved or added. */
+  readonly replicas: number;
 }
 
 export interface RepairPlan {
@@ -134,25 +155,44 @@ export interface RepairPlan {
   readonly unplaced: number;
   /** Shards skipped because none of their replicas is an alive storage node (no peer to copy from). */
   readonly withoutLiveReplica: readonly number[];
+  /** Shards skipped because none of their alive replicas is known to be serving (no peer with data yet). */
+  readonly deferred: readonly DeferredShard[];
+}
+
+/** Whether a shard has a replica to replace or is short of the replication factor. */
+export function needsRepair(shard: PlacedShard, replicationFactor: number, replaceable: ReadonlySet<string>): boolean {
+  return shard.replicas.some((r) => replaceable.has(r)) || shard.replicas.length < replicationFactor;
 }
 
 /**
  * Replaces the `replaceable` replicas of each shard, then tops shards up to the
  * replication factor, with `leastLoaded` picks. Never removes a replica that is not
- * `replaceable`, so a live replica is never taken away. A shard with no alive replica is
- * left as it is: a new replica would have no peer to bootstrap from, and the dead ones
- * may come back with the data.
+ * `replaceable`, so a live replica is never taken away.
+ *
+ * A shard is repaired only when one of its other listed replicas is `serving`: the new
+ * replica bootstraps from a serving peer's snapshot, and the dead one may be the only copy
+ * with the data. Were a replica that is still bootstrapping enough, a second failure
+ * before it serves would list only empty replicas, and the dead node, coming back and
+ * finding itself unlisted, would delete the last copy. So a shard with no alive replica
+ * is left as it is (`withoutLiveReplica`), and one whose alive replicas are not (known
+ * to be) serving waits (`deferred`).
  */
 export function planRepairs(input: RepairInput): RepairPlan {
   const { load } = input;
   const moves: ReplicaMove[] = [];
   const withoutLiveReplica: number[] = [];
+  const deferred: DeferredShard[] = [];
   let unplaced = 0;
   const shards = input.shards.map((s): PlacedShard => {
-    const needsWork = s.replicas.some((r) => input.replaceable.has(r)) || s.replicas.length < input.replicationFactor;
-    if (!needsWork) return s;
-    if (!s.replicas.some((r) => load.has(r))) {
+    if (!needsRepair(s, input.replicationFactor, input.replaceable)) return s;
+    const alive = s.replicas.filter((r) => load.has(r));
+    if (alive.length === 0) {
       withoutLiveReplica.push(s.shard);
+      return s;
+    }
+    if (!alive.some((r) => input.serving.has(replicaKey(input.collection, s.shard, r)))) {
+      const replicas = s.replicas.filter((r) => input.replaceable.has(r)).length + Math.max(0, input.replicationFactor - s.replicas.length);
+      deferred.push({ shard: s.shard, sources: alive, replicas });
       return s;
     }
     const replicas = [...s.replicas];
@@ -183,7 +223,7 @@ export function planRepairs(input: RepairInput): RepairPlan {
     }
     return { ...s, replicas };
   });
-  return { shards, moves, unplaced, withoutLiveReplica };
+  return { shards, moves, unplaced, withoutLiveReplica, deferred };
 }
 
 /** The shards of a placement grouped by partition, partitions and shards ascending. */

@@ -78,6 +78,11 @@ export interface NodeRecord {
   readonly roles: readonly NodeRole[];
   readonly address: string;
   readonly registeredAtMs: number;
+  /**
+   * The lease TTL granted at registration (ms). Absent in records written before it was
+   * recorded: the meta-manager's default TTL applies to those.
+   */
+  readonly ttlMs?: number;
 }
 
 const enc = new TextEncoder();
@@ -163,10 +168,18 @@ interface NodeJson {
   roles: string[];
   address: string;
   registeredAtMs: number;
+  ttlMs?: number;
 }
 
 export function encodeNode(n: NodeRecord): Uint8Array {
-  const json: NodeJson = { v: 1, id: n.id, roles: n.roles.map((r) => NodeRole[r]), address: n.address, registeredAtMs: n.registeredAtMs };
+  const json: NodeJson = {
+    v: 1,
+    id: n.id,
+    roles: n.roles.map((r) => NodeRole[r]),
+    address: n.address,
+    registeredAtMs: n.registeredAtMs,
+    ...(n.ttlMs !== undefined ? { ttlMs: n.ttlMs } : {}),
+  };
   return enc.encode(JSON.stringify(json));
 }
 
@@ -186,7 +199,8 @@ export function decodeNode(key: string, value: Uint8Array): NodeRecord {
     const role = typeof r === "string" ? (NodeRole as unknown as Record<string, unknown>)[r] : undefined;
     return typeof role === "number" ? role : bad(`unknown role ${String(r)}`);
   });
-  return { id: j.id, roles, address: j.address, registeredAtMs: j.registeredAtMs };
+  if (j.ttlMs !== undefined && !isNat(j.ttlMs)) return bad("bad ttlMs");
+  return { id: j.id, roles, address: j.address, registeredAtMs: j.registeredAtMs, ...(isNat(j.ttlMs) ? { ttlMs: j.ttlMs } : {}) };
 }
 
 export interface ClusterRecord {

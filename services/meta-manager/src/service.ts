@@ -5,7 +5,7 @@ import type { Registry } from "prom-client";
 import { createClient, type Client } from "@connectrpc/connect";
 import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
 import { InvalidArgumentError, createMetrics, startRpcServer, type Logger, type RpcServer } from "@vecraft/common";
-import { JournalService } from "@vecraft/rpc";
+import { JournalService, type StorageService } from "@vecraft/rpc";
 import { Catalog } from "./catalog.js";
 import type { MetaConfig } from "./config.js";
 import { journalDdl } from "./ddl.js";
@@ -32,6 +32,8 @@ export interface MetaDeps {
   readonly clock?: Clock;
   /** Client of the journal node at an address (the partition map asks it for its partitions); gRPC when absent. */
   readonly journalClient?: (address: string) => Client<typeof JournalService>;
+  /** Client of the storage node at an address (the failover controller asks which replicas serve); gRPC when absent. */
+  readonly storageClient?: (address: string) => Client<typeof StorageService>;
 }
 
 export interface RunningMeta {
@@ -118,8 +120,10 @@ export async function start(config: MetaConfig, deps: MetaDeps): Promise<Running
         clock,
         intervalMs: config.failoverIntervalMs,
         graceMs: config.failoverGraceMs,
+        // The default TTL; a node registered with a longer one gets its own (failover.ts).
         recoveryGraceMs: config.nodeLeaseTtlMs,
         health: () => tracked.health,
+        ...(deps.storageClient ? { storageClient: deps.storageClient } : {}),
         observer: metrics.failoverObserver,
       })
     : undefined;

@@ -2,11 +2,12 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import { silentLogger } from "@vecraft/common";
+import { createLogger, silentLogger } from "@vecraft/common";
 import { CollectionSchema, CollectionState, DdlOp, Metric, NodeRole, type Catalog as CatalogMessage, type Collection } from "@vecraft/rpc";
 import { create } from "@bufbuild/protobuf";
 import { Catalog, ddlProducerId, partitionOf, type CatalogOptions, type MetaStore } from "../src/index.js";
 import { journalDdl } from "../src/ddl.js";
+import { catalogKeys, decodeNode } from "../src/records.js";
 import { FakeJournal } from "./fake-journal.js";
 import { eventually, testStore, type TestStore } from "./helpers.js";
 
@@ -432,6 +433,23 @@ describe("nodes", () => {
     expect(cat.nodes.map((n) => [n.id, n.address, n.alive])).toEqual([["s1", "http://s1.test:7302", true]]);
   });
 
+  it("records the lease TTL granted in the node record; records written before it decode without one", async () => {
+    const { catalog, t } = await open();
+    const keys = catalogKeys();
+    const ttlOf = async (id: string): Promise<number | undefined> => {
+      const kv = (await t.store.get(keys.node(id)))!;
+      return decodeNode(kv.key, kv.value).ttlMs;
+    };
+    await catalog.registerNode({ id: "s1", roles: [NodeRole.STORAGE], address: "http://s1.test:7300" }, 0, signal());
+    await catalog.registerNode({ id: "s2", roles: [NodeRole.STORAGE], address: "http://s2.test:7300" }, 120_000, signal());
+    expect(await ttlOf("s1")).toBe(1_000); // the default
+    expect(await ttlOf("s2")).toBe(120_000);
+    const old = new TextEncoder().encode(JSON.stringify({ v: 1, id: "s3", roles: ["STORAGE"], address: "http://s3.test:7300", registeredAtMs: 5 }));
+    expect(decodeNode("nodes/s3", old)).toEqual({ id: "s3", roles: [NodeRole.STORAGE], address: "http://s3.test:7300", registeredAtMs: 5 });
+    const bad = new TextEncoder().encode(JSON.stringify({ v: 1, id: "s3", roles: ["STORAGE"], address: "http://s3.test:7300", registeredAtMs: 5, ttlMs: "1s" }));
+    expect(() => decodeNode("nodes/s3", bad)).toThrow(/ttlMs/);
+  });
+
   it("validates registrations and bounds the registry", async () => {
     const { catalog } = await open({ overrides: { maxNodes: 2 } });
     const bad: [Parameters<Catalog["registerNode"]>[0], number, RegExp][] = [
@@ -485,6 +503,27 @@ describe("watch", () => {
     expect(moved.collections.map((c) => c.collection!.name)).not.toContain("a");
     ac.abort();
     await expect(it.next()).rejects.toBeDefined();
+  });
+
+  it("a snapshot listener that throws is logged and keeps neither the other listeners nor the streams from the snapshot", async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ name: "test", level: "error", stream: { write: (l: string) => lines.push(l) } });
+    const { catalog } = await open({ overrides: { logger } });
+    const seen: bigint[] = [];
+    catalog.onSnapshot(() => {
+      throw new Error("listener bug");
+    });
+    catalog.onSnapshot((c) => seen.push(c.revision));
+    const ac = new AbortController();
+    const it = catalog.watch(0n, ac.signal)[Symbol.asyncIterator]();
+    const first = await pull(it);
+    await storageNodes(catalog, ["s1"]);
+    const next = await pull(it);
+    expect(next.revision).toBeGreaterThan(first.revision);
+    expect(next.nodes.map((n) => n.id)).toEqual(["s1"]);
+    expect(seen).toContain(next.revision);
+    expect(lines.some((l) => l.includes("catalog feed listener failed") && l.includes("listener bug"))).toBe(true);
+    ac.abort();
   });
 
   it("reports lease expiry to watchers and bounds the streams", async () => {

@@ -2,7 +2,9 @@
 // the replicas of a storage node whose lease expired, etcd stopped (metadata changes fail
 // UNAVAILABLE with a clear message, the cached catalog is served, and after etcd returns
 // nothing moves because of heartbeats that failed during the outage), and the meta-manager
-// as its own process (dist/main.js --store etcd). Leases are etcd's real 2 s minimum.
+// as its own process (dist/main.js --store etcd). Leases are etcd's real 2 s minimum. The
+// storage nodes are only registrations; their GetStorageStatus is a fake (every listed
+// replica serves).
 import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,6 +18,7 @@ import { CollectionSchema, MetaService, Metric, NodeRole, type Catalog as Catalo
 import { loadMetaConfig, start, type RunningMeta } from "../src/index.js";
 import { etcdForFile } from "./etcd-server.js";
 import { FakeJournal } from "./fake-journal.js";
+import { FakeStorage } from "./fake-storage.js";
 import { eventually, tempDir } from "./helpers.js";
 
 const server = etcdForFile();
@@ -50,7 +53,14 @@ async function cluster(): Promise<Cluster> {
   const argv = ["--data-dir", dir.path, "--port", "0", "--partitions", "3", "--watch-coalesce-ms", "0", "--reconcile-interval-ms", "0"];
   argv.push("--store", "etcd", "--etcd-endpoints", server().endpoint);
   argv.push("--node-lease-ttl-ms", String(LEASE_MS), "--failover-grace-ms", "0", "--failover-interval-ms", "500ms", "--shutdown-grace-ms", "1s");
-  const running = await start(loadMetaConfig({ argv, env: {} }), { logger: silentLogger, registry, journal: new FakeJournal(3).client() });
+  const storage = new FakeStorage();
+  const running = await start(loadMetaConfig({ argv, env: {} }), {
+    logger: silentLogger,
+    registry,
+    journal: new FakeJournal(3).client(),
+    storageClient: storage.client,
+  });
+  storage.catalog = () => running.catalog.getCatalog(AbortSignal.timeout(5_000));
   cleanups.push(() => running.stop());
   const client = createClient(MetaService, createGrpcTransport({ baseUrl: running.url }));
   const loops: AbortController[] = [];

@@ -2,17 +2,19 @@
 // inside a real meta-manager (start()) over the embedded store on a manual clock, so lease
 // expiry, the grace and the recovery grace are exact. An unreachable store is simulated by
 // a wrapper that fails calls with UnavailableError, as the etcd store does (the real etcd
-// outage is in failover-etcd.test.ts).
+// outage is in failover-etcd.test.ts). The storage nodes' GetStorageStatus is a fake
+// (fake-storage.ts): every listed replica serves unless a test says otherwise.
 import { create } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import fc from "fast-check";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { silentLogger } from "@vecraft/common";
-import { CollectionSchema, Metric, NodeRole, type Catalog as CatalogMessage, type Collection } from "@vecraft/rpc";
-import { leastLoaded, loadMetaConfig, planRepairs, start, type PlacedShard, type RunningMeta } from "../src/index.js";
+import { CollectionSchema, Metric, NodeRole, ReplicaState, type Catalog as CatalogMessage, type Collection } from "@vecraft/rpc";
+import { leastLoaded, loadMetaConfig, planRepairs, replicaKey, start, type PlacedShard, type RepairInput, type RepairPlan, type RunningMeta } from "../src/index.js";
 import { catalogKeys, decodeCollection, encodeCollection } from "../src/records.js";
 import { FakeJournal } from "./fake-journal.js";
+import { FakeStorage } from "./fake-storage.js";
 import { FlakyStore, eventually, testStore, type TestStore } from "./helpers.js";
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -25,6 +27,16 @@ const origin = { requestId: "r", principal: "admin" };
 
 function spec(name: string, shards: number, replicationFactor: number): Collection {
   return create(CollectionSchema, { name, dimension: 4, metric: Metric.L2, shards, replicationFactor, hnsw: { m: 16, efConstruction: 128, efSearch: 64 } });
+}
+
+/** Every listed replica of `shards` (of collection "c") as serving; the planner itself only counts the alive ones. */
+function allServing(shards: readonly PlacedShard[]): Set<string> {
+  return new Set(shards.flatMap((s) => s.replicas.map((r) => replicaKey("c", s.shard, r))));
+}
+
+/** planRepairs for collection "c", every listed replica serving unless `serving` is given. */
+function plan(input: Omit<RepairInput, "collection" | "serving"> & { serving?: ReadonlySet<string> }): RepairPlan {
+  return planRepairs({ collection: "c", ...input, serving: input.serving ?? allServing(input.shards) });
 }
 
 describe("replacement rule (pure)", () => {
@@ -54,21 +66,22 @@ describe("replacement rule (pure)", () => {
       ["n3", 1],
       ["n4", 0],
     ]);
-    const plan = planRepairs({ shards, replicationFactor: 2, replaceable: new Set(["dead"]), load });
-    expect(plan.moves).toEqual([
+    const p = plan({ shards, replicationFactor: 2, replaceable: new Set(["dead"]), load });
+    expect(p.moves).toEqual([
       { shard: 0, from: "dead", to: "n4" },
       { shard: 1, from: "dead", to: "n3" },
       { shard: 3, from: undefined, to: "n4" },
     ]);
-    expect(plan.shards.map((s) => s.replicas)).toEqual([
+    expect(p.shards.map((s) => s.replicas)).toEqual([
       ["n4", "n1"],
       ["n2", "n3"],
       ["n1", "n2"],
       ["n3", "n4"],
     ]);
-    expect(plan.shards[2]).toBe(shards[2]); // untouched shards are kept as they are
+    expect(p.shards[2]).toBe(shards[2]); // untouched shards are kept as they are
     expect(Object.fromEntries(load)).toEqual({ n1: 2, n2: 2, n3: 2, n4: 2 });
-    expect(plan.unplaced).toBe(0);
+    expect(p.unplaced).toBe(0);
+    expect(p.deferred).toEqual([]);
   });
 
   it("keeps a dead replica listed when no candidate is left, and leaves shards with no live replica alone", () => {
@@ -76,11 +89,42 @@ describe("replacement rule (pure)", () => {
       { shard: 0, partition: 0, replicas: ["dead", "n1"] },
       { shard: 1, partition: 0, replicas: ["dead"] },
     ];
-    const plan = planRepairs({ shards, replicationFactor: 2, replaceable: new Set(["dead"]), load: new Map([["n1", 1]]) });
-    expect(plan.moves).toEqual([]);
-    expect(plan.shards.map((s) => s.replicas)).toEqual([["dead", "n1"], ["dead"]]);
-    expect(plan.unplaced).toBe(1);
-    expect(plan.withoutLiveReplica).toEqual([1]);
+    const p = plan({ shards, replicationFactor: 2, replaceable: new Set(["dead"]), load: new Map([["n1", 1]]) });
+    expect(p.moves).toEqual([]);
+    expect(p.shards.map((s) => s.replicas)).toEqual([["dead", "n1"], ["dead"]]);
+    expect(p.unplaced).toBe(1);
+    expect(p.withoutLiveReplica).toEqual([1]);
+  });
+
+  it("replaces a dead replica or tops a shard up only when another alive replica is serving", () => {
+    // Shard 0: RF 2 after A died and C replaced it; C is still bootstrapping and B died too.
+    // Shard 1: short of its RF; its one replica is bootstrapping. Shard 2: the same, serving.
+    // Shard 3: B died; its other replica C serves (of shard 3, not of shard 0).
+    const shards: PlacedShard[] = [
+      { shard: 0, partition: 0, replicas: ["C", "B"] },
+      { shard: 1, partition: 1, replicas: ["C"] },
+      { shard: 2, partition: 2, replicas: ["E"] },
+      { shard: 3, partition: 3, replicas: ["B", "C"] },
+    ];
+    const serving = new Set([replicaKey("c", 2, "E"), replicaKey("c", 3, "C"), replicaKey("other", 0, "C"), replicaKey("c", 0, "B")]);
+    const load = new Map([
+      ["C", 3],
+      ["D", 0],
+      ["E", 1],
+    ]);
+    const p = plan({ shards, replicationFactor: 2, replaceable: new Set(["B"]), load, serving });
+    expect(p.moves).toEqual([
+      { shard: 2, from: undefined, to: "D" },
+      { shard: 3, from: "B", to: "D" },
+    ]);
+    expect(p.deferred).toEqual([
+      { shard: 0, sources: ["C"], replicas: 1 },
+      { shard: 1, sources: ["C"], replicas: 1 },
+    ]);
+    expect(p.shards[0]).toBe(shards[0]);
+    expect(p.shards[1]).toBe(shards[1]);
+    expect(p.withoutLiveReplica).toEqual([]);
+    expect(p.unplaced).toBe(0);
   });
 
   it("never picks an existing replica, never removes a live one, and is deterministic (property)", () => {
@@ -91,14 +135,16 @@ describe("replacement rule (pure)", () => {
         fc.uniqueArray(nodeId, { maxLength: 6 }),
         fc.integer({ min: 1, max: 4 }),
         fc.func(fc.nat(5)),
-        (lists, aliveIds, rf, loadOf) => {
+        fc.func(fc.boolean()),
+        (lists, aliveIds, rf, loadOf, servesOf) => {
           const alive = new Set(aliveIds);
           const shards = lists.map((replicas, shard) => ({ shard, partition: 0, replicas }));
           const replaceable = new Set(["a", "b", "c", "d", "e", "f"].filter((n) => !alive.has(n)));
+          const serving = new Set(shards.flatMap((s) => s.replicas.filter((r) => servesOf(`${s.shard}/${r}`)).map((r) => replicaKey("c", s.shard, r))));
           const mkLoad = (): Map<string, number> => new Map(aliveIds.map((id) => [id, loadOf(id)]));
-          const plan = planRepairs({ shards, replicationFactor: rf, replaceable, load: mkLoad() });
-          expect(planRepairs({ shards, replicationFactor: rf, replaceable, load: mkLoad() })).toEqual(plan);
-          plan.shards.forEach((s, i) => {
+          const p = plan({ shards, replicationFactor: rf, replaceable, load: mkLoad(), serving });
+          expect(plan({ shards, replicationFactor: rf, replaceable, load: mkLoad(), serving })).toEqual(p);
+          p.shards.forEach((s, i) => {
             const before = shards[i]!.replicas;
             expect(new Set(s.replicas).size).toBe(s.replicas.length);
             // Every live replica stays.
@@ -106,9 +152,11 @@ describe("replacement rule (pure)", () => {
             // Only alive nodes are added.
             for (const r of s.replicas) if (!before.includes(r)) expect(alive.has(r)).toBe(true);
           });
-          for (const m of plan.moves) {
+          for (const m of p.moves) {
             if (m.from !== undefined) expect(replaceable.has(m.from)).toBe(true);
             expect(shards[m.shard]!.replicas).not.toContain(m.to);
+            // A shard changes only while another of its alive replicas serves.
+            expect(shards[m.shard]!.replicas.some((r) => alive.has(r) && serving.has(replicaKey("c", m.shard, r)))).toBe(true);
           }
         },
       ),
@@ -126,7 +174,7 @@ describe("replacement rule (pure)", () => {
       ["y", 0],
       ["z", 0],
     ]);
-    planRepairs({ shards, replicationFactor: 2, replaceable: new Set(["dead"]), load });
+    plan({ shards, replicationFactor: 2, replaceable: new Set(["dead"]), load });
     expect(Object.fromEntries(load)).toEqual({ keep: 12, w: 3, x: 3, y: 3, z: 3 });
   });
 });
@@ -137,11 +185,15 @@ interface Setup {
   registry: Registry;
   leases: Map<string, string>;
   flaky: FlakyStore;
+  storage: FakeStorage;
+  /** Registers storage nodes (with `ttlMs`, default LEASE_MS). */
   register(...ids: string[]): Promise<void>;
+  registerWithTtl(ttlMs: number, ...ids: string[]): Promise<void>;
   /** Heartbeats the given nodes. */
   beat(...ids: string[]): Promise<void>;
   catalog(): Promise<CatalogMessage>;
   moves(kind: "replace" | "top_up"): Promise<number>;
+  deferrals(reason: "no_serving_replica" | "status_unavailable"): Promise<number>;
 }
 
 const LEASE_MS = 1_000;
@@ -152,37 +204,42 @@ async function setup(): Promise<Setup> {
   cleanups.push(() => t.cleanup());
   const flaky = new FlakyStore(t.store);
   const registry = new Registry();
+  const storage = new FakeStorage();
   const argv = ["--port", "0", "--partitions", "4", "--watch-coalesce-ms", "0", "--reconcile-interval-ms", "0"];
   argv.push("--node-lease-ttl-ms", String(LEASE_MS), "--failover-grace-ms", String(GRACE_MS), "--failover-interval-ms", "60s");
-  const running = await start(loadMetaConfig({ argv, env: {} }), {
+  const meta = await start(loadMetaConfig({ argv, env: {} }), {
     logger: silentLogger,
     registry,
     store: flaky,
     clock: t.clock,
     journal: new FakeJournal(4).client(),
+    storageClient: storage.client,
   });
-  cleanups.push(() => running.stop());
+  storage.catalog = () => meta.catalog.getCatalog(signal());
+  cleanups.push(() => meta.stop());
   const leases = new Map<string, string>();
+  const counter = async (name: string, label: string, value: string): Promise<number> =>
+    (await registry.getSingleMetric(name)?.get())?.values.find((v) => v.labels[label] === value)?.value ?? 0;
   const s: Setup = {
-    running,
+    running: meta,
     t,
     registry,
     leases,
     flaky,
-    async register(...ids) {
+    storage,
+    register: (...ids) => s.registerWithTtl(LEASE_MS, ...ids),
+    async registerWithTtl(ttlMs, ...ids) {
       for (const id of ids) {
-        const { leaseId } = await running.catalog.registerNode({ id, roles: [NodeRole.STORAGE], address: `http://${id}.test:7300` }, LEASE_MS, signal());
+        const { leaseId } = await meta.catalog.registerNode({ id, roles: [NodeRole.STORAGE], address: `http://${id}.test:7300` }, ttlMs, signal());
         leases.set(id, leaseId);
       }
     },
     async beat(...ids) {
-      for (const id of ids) expect(await running.catalog.heartbeat(leases.get(id)!, signal())).toBe(true);
+      for (const id of ids) expect(await meta.catalog.heartbeat(leases.get(id)!, signal())).toBe(true);
     },
-    catalog: () => running.catalog.getCatalog(signal()),
-    async moves(kind) {
-      const m = (await registry.getSingleMetric("vecraft_meta_failover_moves_total")?.get())?.values.find((v) => v.labels.kind === kind);
-      return m?.value ?? 0;
-    },
+    catalog: () => meta.catalog.getCatalog(signal()),
+    moves: (kind) => counter("vecraft_meta_failover_moves_total", "kind", kind),
+    deferrals: (reason) => counter("vecraft_meta_failover_deferrals_total", "reason", reason),
   };
   return s;
 }
@@ -313,6 +370,96 @@ describe("failover controller (embedded store, manual clock)", () => {
     expect(replicasOf(await s.catalog(), "short")).toEqual([[shortOn, "s3"]]);
     expect(replicasOf(await s.catalog(), "lonely")).toEqual([[lonelyOn]]);
     expect(await s.moves("top_up")).toBe(1);
+  });
+
+  it("RF 2: A dies and C replaces it copying from B; B dies before C serves: B is not replaced until C serves", async () => {
+    const s = await setup();
+    await s.register("A", "B");
+    await s.running.catalog.createCollection(spec("pairs", 1, 2), origin, signal());
+    expect(replicasOf(await s.catalog(), "pairs")).toEqual([["A", "B"]]);
+    // Nothing needs work: no storage node is asked anything.
+    expect(await s.running.failover!.pass()).toMatchObject({ moves: [], deferred: [] });
+    expect(s.storage.calls.size).toBe(0);
+    // C joins; its copy of pairs/0 will stay bootstrapping.
+    s.storage.set("C", "pairs", 0, ReplicaState.BOOTSTRAPPING);
+    await s.register("C");
+    // A dies. B serves, so C replaces A.
+    await outlive(s, ["B", "C"]);
+    await eventually(async () => {
+      const r = replicasOf(await s.catalog(), "pairs");
+      return r[0]!.includes("A") ? undefined : r;
+    });
+    expect(replicasOf(await s.catalog(), "pairs")).toEqual([["C", "B"]]);
+    // B dies before C serves, and D joins: replacing B now would list two empty replicas
+    // (and B, coming back unlisted, would delete the only copy). B stays listed.
+    await s.register("D");
+    await outlive(s, ["C", "D"]);
+    for (let i = 0; i < 3; i++) {
+      const r = await s.running.failover!.pass();
+      expect(r).toMatchObject({ moves: [], deadNodes: ["A", "B"], withoutLiveReplica: [], deferred: [{ shard: "pairs/0", reason: "no_serving_replica" }] });
+    }
+    expect(replicasOf(await s.catalog(), "pairs")).toEqual([["C", "B"]]);
+    expect(await s.deferrals("no_serving_replica")).toBe(1); // once per episode, not per pass
+    // C's node stops answering: still deferred, for another reason.
+    s.storage.down.add("C");
+    expect((await s.running.failover!.pass()).deferred).toEqual([{ shard: "pairs/0", reason: "status_unavailable" }]);
+    expect(await s.deferrals("status_unavailable")).toBe(1);
+    expect(replicasOf(await s.catalog(), "pairs")).toEqual([["C", "B"]]);
+    // C answers and serves: B is replaced by D, which copies from C.
+    s.storage.down.delete("C");
+    s.storage.set("C", "pairs", 0, ReplicaState.SERVING);
+    expect((await s.running.failover!.pass()).deferred).toEqual([]);
+    await eventually(async () => (replicasOf(await s.catalog(), "pairs")[0]?.includes("B") === false ? true : undefined));
+    expect(replicasOf(await s.catalog(), "pairs")).toEqual([["C", "D"]]);
+    expect(await s.moves("replace")).toBe(2);
+  });
+
+  it("tops a shard up only from a serving replica", async () => {
+    const s = await setup();
+    await s.register("s1", "s2");
+    await s.running.catalog.createCollection(spec("short", 1, 1), origin, signal());
+    const on = replicasOf(await s.catalog(), "short")[0]![0]!;
+    s.storage.set(on, "short", 0, ReplicaState.CATCHING_UP);
+    // The collection asks for 2 replicas but lists 1 (as after an operator edit of the catalog).
+    const keys = catalogKeys();
+    const kv = (await s.t.store.get(keys.collection("short")))!;
+    const rec = decodeCollection(kv.key, kv.value);
+    await s.t.store.txn({
+      compares: [{ key: kv.key, modRevision: kv.modRevision }],
+      puts: [
+        { key: kv.key, value: encodeCollection({ ...rec, spec: create(CollectionSchema, { ...rec.spec, replicationFactor: 2 }) }) },
+        { key: keys.version, value: new Uint8Array() },
+      ],
+    });
+    expect(await s.running.failover!.pass()).toMatchObject({ moves: [], deferred: [{ shard: "short/0", reason: "no_serving_replica" }] });
+    s.storage.set(on, "short", 0, ReplicaState.SERVING);
+    // This pass, or one the catalog edit triggered and that is still to run, tops it up.
+    await s.running.failover!.pass();
+    await eventually(async () => (replicasOf(await s.catalog(), "short")[0]?.length === 2 ? true : undefined));
+    expect(await s.moves("top_up")).toBe(1);
+  });
+
+  it("after a store outage, a node registered with a longer lease TTL has its own TTL to come back", async () => {
+    const s = await setup();
+    await s.registerWithTtl(LEASE_MS * 4, "s1");
+    await s.register("s2", "s3");
+    await s.running.catalog.createCollection(spec("books", 3, 2), origin, signal());
+    const before = replicasOf(await s.catalog(), "books");
+    s.flaky.down = true;
+    await expect(s.running.failover!.pass()).rejects.toMatchObject({ code: Code.Unavailable });
+    // Every lease expires during the outage, s1's longer one too.
+    s.t.clock.advance(LEASE_MS * 4 + 500);
+    s.flaky.down = false;
+    expect((await s.catalog()).nodes.every((n) => !n.alive)).toBe(true);
+    await s.register("s2", "s3");
+    // Past the default TTL and the grace after the store came back: s1 still waits (its TTL is 4x).
+    await advance(s, LEASE_MS + GRACE_MS + 300, ["s2", "s3"]);
+    expect(await s.running.failover!.pass()).toMatchObject({ moves: [], deadNodes: [], waitingNodes: ["s1"] });
+    expect(replicasOf(await s.catalog(), "books")).toEqual(before);
+    // Past its own TTL: it counts as dead and its replicas move.
+    await advance(s, LEASE_MS * 3, ["s2", "s3"]);
+    await eventually(async () => ((await s.moves("replace")) === 2 ? true : undefined));
+    expect(replicasOf(await s.catalog(), "books").flat()).not.toContain("s1");
   });
 
   it("store unreachable: topology changes fail UNAVAILABLE with a clear message, the cached catalog is served, and expiries during the outage move nothing for a lease TTL", async () => {
