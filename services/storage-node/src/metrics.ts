@@ -74,8 +74,13 @@ export function createStorageMetrics(registry: Registry): StorageMetrics {
   });
   const bootstraps = new Counter({
     name: "vecraft_storage_bootstraps_total",
-    help: "Shard replica bootstraps by source (snapshot from a peer, or rebuild from the journal) and outcome; a failed snapshot from one peer counts once.",
+    help: "Shard replica bootstrap attempts by source (snapshot from a peer, or rebuild from the journal) and outcome, counted once per attempt.",
     labelNames: ["source", "outcome"] as const,
+    registers: [registry],
+  });
+  const peerFailures = new Counter({
+    name: "vecraft_storage_snapshot_peer_failures_total",
+    help: "Snapshots from one peer that failed during a bootstrap (the bootstrap may still succeed with another peer).",
     registers: [registry],
   });
   const catchUp = new Counter({
@@ -88,6 +93,7 @@ export function createStorageMetrics(registry: Registry): StorageMetrics {
     stats: {
       bootstrapBytes: (n) => bootstrapBytes.inc(n),
       bootstrapFinished: (source, outcome) => bootstraps.inc({ source, outcome }),
+      snapshotPeerFailed: () => peerFailures.inc(),
       catchUpEntries: (n) => catchUp.inc(n),
     },
     bind(n) {

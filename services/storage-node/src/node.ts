@@ -11,8 +11,8 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs"
 import { dirname, join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
-import type { Client } from "@connectrpc/connect";
-import { abortableSleep, backoffDelays, DeadlineExceededError, FailedPreconditionError, NotFoundError, UnavailableError, type Logger } from "@vecraft/common";
+import { Code, type Client } from "@connectrpc/connect";
+import { abortableSleep, backoffDelays, DeadlineExceededError, FailedPreconditionError, NotFoundError, ResourceExhaustedError, toConnectError, UnavailableError, type Logger } from "@vecraft/common";
 import { CollectionSchema, DataPayloadSchema, DdlOp, DdlPayloadSchema, EntryType, type DataPayload, type DdlPayload, type GetShardSnapshotResponseSchema, type JournalEntry, type JournalService, type StorageService } from "@vecraft/rpc";
 import { DEFAULT_CHUNK_BYTES, receiveSnapshot, scratchDir, serveSnapshot } from "./snapshot.js";
 import { Shard, shardKey } from "./shard.js";
@@ -33,7 +33,10 @@ export interface ReadTargetInput {
 /** Counters the node feeds (metrics.ts implements them; tests may leave them out). */
 export interface NodeStats {
   bootstrapBytes(n: number): void;
+  /** Once per bootstrap attempt's outcome. */
   bootstrapFinished(source: BootstrapSource, outcome: "completed" | "failed"): void;
+  /** A snapshot from one peer failed (the attempt may still succeed with another). */
+  snapshotPeerFailed(): void;
   catchUpEntries(n: number): void;
 }
 
@@ -88,6 +91,12 @@ export interface StorageNodeOptions {
   readonly stats?: NodeStats;
   /** Largest snapshot chunk to ask peers for (0: their default). */
   readonly snapshotChunkBytes?: number;
+  /** Give up on a peer's snapshot stream after this long without a message (default 30 s). */
+  readonly snapshotIdleMs?: number;
+  /** Snapshots served at once; more answer RESOURCE_EXHAUSTED (default 2). */
+  readonly maxConcurrentSnapshots?: number;
+  /** How long close() waits for bootstraps and retired replicas to wind down (default 10 s). */
+  readonly closeGraceMs?: number;
 }
 
 const REGISTRY = `
@@ -138,6 +147,11 @@ interface Bootstrap {
 /** Thrown inside a bootstrap that was cancelled (drop, placement change, shutdown). */
 class BootstrapCancelled extends Error {}
 
+/** Peer answers that no retry of the same peer can fix: the shard is not there (or is another incarnation). */
+const FINAL_PEER_CODES: ReadonlySet<Code> = new Set([Code.FailedPrecondition, Code.NotFound]);
+
+const resubscribeDelays = (): Iterator<number, void> => backoffDelays({ initialMs: 50, maxMs: 2000, multiplier: 2, jitter: 0.2 });
+
 export class StorageNode {
   private readonly shards = new Map<string, Shard>();
   private readonly bootstraps = new Map<string, Bootstrap>();
@@ -145,6 +159,13 @@ export class StorageNode {
   private readonly writesSinceCheckpoint = new Map<string, number>();
   /** Shards whose index is being restored, and how many rows have been replayed so far. */
   private readonly restoring = new Map<string, number>();
+  /** Keys of replicas the partition follower is creating from a CREATE entry (an await in progress). */
+  private readonly creating = new Set<string>();
+  /** Retired replicas not closed yet (see retire). */
+  private readonly retiring = new Set<Promise<void>>();
+  private readonly createdListeners = new Set<() => void>();
+  private placedUid: (collection: string) => string | undefined = () => undefined;
+  private snapshotsServing = 0;
   private readonly stop = new AbortController();
   private loops: Promise<void>[] = [];
   private readonly registry: Database.Database;
@@ -191,7 +212,13 @@ export class StorageNode {
     for (const r of rows) {
       if (this.stop.signal.aborted) return;
       const spec = shardSpecFrom(fromBinary(CollectionSchema, r.spec));
-      const s = await this.loadShard(r.collection, Number(r.shard), Number(r.partition), r.uid, spec, r.dir);
+      let s: Shard;
+      try {
+        s = await this.loadShard(r.collection, Number(r.shard), Number(r.partition), r.uid, spec, r.dir, this.stop.signal);
+      } catch (e) {
+        if (this.stop.signal.aborted) return;
+        throw e;
+      }
       this.shards.set(s.key, s);
     }
     for (const p of this.opts.partitions) {
@@ -246,7 +273,21 @@ export class StorageNode {
   /** True when (collection, shard) is served or being bootstrapped here. */
   hasReplica(collection: string, shard: number): boolean {
     const key = shardKey(collection, shard);
-    return this.shards.has(key) || this.bootstraps.has(key);
+    return this.shards.has(key) || this.bootstraps.has(key) || this.creating.has(key);
+  }
+
+  /**
+   * Tells the node which incarnation (uid) of a collection the catalog places, when it
+   * knows: it decides which replica wins when two incarnations meet on one key.
+   */
+  setPlacedUid(fn: (collection: string) => string | undefined): void {
+    this.placedUid = fn;
+  }
+
+  /** Calls `fn` after the partition follower created replicas from a CREATE entry. */
+  onReplicasCreated(fn: () => void): () => void {
+    this.createdListeners.add(fn);
+    return () => this.createdListeners.delete(fn);
   }
 
   /** Rows replayed so far per shard whose index is being restored (startup, rebuilds). */
@@ -311,8 +352,30 @@ export class StorageNode {
       throw new FailedPreconditionError(`shard ${shard} of collection ${collection} on storage node ${this.opts.nodeId} belongs to incarnation ${s.uid}, not ${uid}`);
     }
     const size = chunkBytes > 0 ? Math.min(chunkBytes, DEFAULT_CHUNK_BYTES) : DEFAULT_CHUNK_BYTES;
-    this.opts.logger.info("serving shard snapshot", { collection, shard, uid: s.uid, appliedOffset: s.store.appliedOffset });
-    return serveSnapshot(s, { scratch: scratchDir(this.storageDir, "snapshot"), nodeId: this.opts.nodeId, uid: s.uid, chunkBytes: size, signal });
+    return this.serveBounded(s, size, signal);
+  }
+
+  /** serveSnapshot, at most maxConcurrentSnapshots at once, holding the replica open meanwhile. */
+  private async *serveBounded(s: Shard, chunkBytes: number, signal: AbortSignal): AsyncGenerator<MessageInitShape<typeof GetShardSnapshotResponseSchema>> {
+    const max = this.opts.maxConcurrentSnapshots ?? 2;
+    if (this.snapshotsServing >= max) {
+      throw new ResourceExhaustedError(`storage node ${this.opts.nodeId} is already serving ${this.snapshotsServing} snapshots; retry`);
+    }
+    if (s.retired) throw this.movedOff(s);
+    this.snapshotsServing++;
+    s.acquire();
+    try {
+      this.opts.logger.info("serving shard snapshot", { collection: s.collection, shard: s.shard, uid: s.uid, appliedOffset: s.store.appliedOffset });
+      yield* serveSnapshot(s, { scratch: scratchDir(this.storageDir, "snapshot"), nodeId: this.opts.nodeId, uid: s.uid, chunkBytes, signal });
+    } finally {
+      this.snapshotsServing--;
+      s.release();
+    }
+  }
+
+  /** What a read or snapshot of a replica retired meanwhile answers. */
+  movedOff(s: Shard): NotFoundError {
+    return new NotFoundError(`replica of shard ${s.shard} of collection ${s.collection} moved off storage node ${this.opts.nodeId}; read another replica`);
   }
 
   /**
@@ -323,7 +386,7 @@ export class StorageNode {
    */
   async bootstrap(task: BootstrapTask): Promise<void> {
     const key = shardKey(task.collection, task.shard);
-    if (this.shards.has(key) || this.bootstraps.has(key) || this.stop.signal.aborted) return;
+    if (this.hasReplica(task.collection, task.shard) || this.stop.signal.aborted) return;
     const f = this.followers.get(task.partition);
     if (!f) throw new NotFoundError(`storage node ${this.opts.nodeId} does not follow partition ${task.partition} (shard ${task.shard} of ${task.collection})`);
     const b: Bootstrap = { task, key, state: "bootstrapping", source: "snapshot", bytesDone: 0, bytesTotal: 0, abort: new AbortController() };
@@ -334,49 +397,23 @@ export class StorageNode {
     try {
       log.info("bootstrapping shard replica", { peers: task.peers.map((p) => p.nodeId) });
       let from = 1;
+      /** Peers that failed with an error a later attempt may not see (a rebuild would be premature). */
+      const transient: string[] = [];
       for (const peer of task.peers) {
         signal.throwIfAborted();
         const scratch = scratchDir(this.storageDir, "bootstrap");
         b.bytesDone = 0;
         b.bytesTotal = 0;
         try {
-          let lastLogged = 0;
-          const header = await receiveSnapshot(
-            peer.client,
-            { collection: task.collection, shard: task.shard, uid: task.uid, chunkBytes: this.opts.snapshotChunkBytes ?? 0 },
-            scratch,
-            {
-              onHeader: (total) => {
-                b.bytesTotal = total;
-                log.info("receiving shard snapshot", { from: peer.nodeId, bytes: total });
-              },
-              onBytes: (n) => {
-                b.bytesDone += n;
-                this.opts.stats?.bootstrapBytes(n);
-                if (b.bytesDone - lastLogged >= 64 << 20) {
-                  lastLogged = b.bytesDone;
-                  log.info("receiving shard snapshot", { from: peer.nodeId, bytesDone: b.bytesDone, bytesTotal: b.bytesTotal });
-                }
-              },
-            },
-            signal,
-          );
-          if (header.partition !== task.partition) throw new Error(`snapshot is of partition ${header.partition}, the catalog says ${task.partition}`);
-          const dir = this.replicaDir(task.collection, Number(header.createdOffset), task.shard, true);
-          mkdirSync(dirname(dir), { recursive: true });
-          renameSync(scratch, dir);
-          b.dir = dir;
-          b.specBytes = header.spec;
-          b.state = "catching_up";
-          const spec = shardSpecFrom(fromBinary(CollectionSchema, header.spec));
-          b.replica = await this.loadShard(task.collection, task.shard, task.partition, task.uid, spec, dir);
-          from = b.replica.store.appliedOffset + 1;
-          log.info("shard snapshot installed; catching up", { from: peer.nodeId, bytes: b.bytesTotal, appliedOffset: b.replica.store.appliedOffset, partitionOffset: f.position.offset });
+          await this.copySnapshot(f, b, peer, scratch, signal, log);
+          from = (b.replica as Shard).store.appliedOffset + 1;
           break;
         } catch (e) {
           rmSync(scratch, { recursive: true, force: true });
           if (signal.aborted) throw e;
-          this.opts.stats?.bootstrapFinished("snapshot", "failed");
+          const code = toConnectError(e).code;
+          if (!FINAL_PEER_CODES.has(code)) transient.push(`${peer.nodeId}: ${e instanceof Error ? e.message : String(e)}`);
+          this.opts.stats?.snapshotPeerFailed();
           log.warn("shard snapshot from peer failed; trying the next", { from: peer.nodeId, err: e });
           b.replica?.close();
           b.replica = undefined;
@@ -385,13 +422,17 @@ export class StorageNode {
           b.state = "bootstrapping";
         }
       }
+      if (!b.replica && transient.length > 0) {
+        // A full journal rebuild is the expensive way: only when no peer can give a
+        // snapshot, not when they failed for now (the placement follower retries).
+        throw new UnavailableError(`no snapshot of shard ${task.shard} of ${task.collection} could be copied now (${transient.join("; ")}); will retry before rebuilding from the journal`);
+      }
       if (!b.replica) {
         b.source = "journal";
-        log.info("no peer gave a snapshot; rebuilding the replica from the journal", { partition: task.partition });
+        log.info("no peer can give a snapshot; rebuilding the replica from the journal", { partition: task.partition, peers: task.peers.length });
       }
-      await this.catchUp(f, b, from, signal, log);
-      installed = true;
-      this.opts.stats?.bootstrapFinished(b.source, "completed");
+      installed = await this.catchUp(f, b, from, signal, log);
+      if (installed) this.opts.stats?.bootstrapFinished(b.source, "completed");
     } catch (e) {
       if (!signal.aborted) this.opts.stats?.bootstrapFinished(b.source, "failed");
       if (b.cancelled !== undefined) throw new BootstrapCancelled(`bootstrap of shard ${task.shard} of ${task.collection} cancelled: ${b.cancelled}`);
@@ -403,6 +444,50 @@ export class StorageNode {
       }
       if (this.bootstraps.get(key) === b) this.bootstraps.delete(key);
     }
+  }
+
+  /** Copies one peer's snapshot into `scratch`, moves it into place and opens it as b.replica. */
+  private async copySnapshot(f: Follower, b: Bootstrap, peer: SnapshotPeer, scratch: string, signal: AbortSignal, log: Logger): Promise<void> {
+    const { task } = b;
+    let lastLogged = 0;
+    const header = await receiveSnapshot(
+      peer.client,
+      {
+        collection: task.collection,
+        shard: task.shard,
+        uid: task.uid,
+        chunkBytes: this.opts.snapshotChunkBytes ?? 0,
+        ...(this.opts.snapshotIdleMs !== undefined ? { idleMs: this.opts.snapshotIdleMs } : {}),
+      },
+      scratch,
+      {
+        onHeader: (total) => {
+          b.bytesTotal = total;
+          log.info("receiving shard snapshot", { from: peer.nodeId, bytes: total });
+        },
+        onBytes: (n) => {
+          b.bytesDone += n;
+          this.opts.stats?.bootstrapBytes(n);
+          if (b.bytesDone - lastLogged >= 64 << 20) {
+            lastLogged = b.bytesDone;
+            log.info("receiving shard snapshot", { from: peer.nodeId, bytesDone: b.bytesDone, bytesTotal: b.bytesTotal });
+          }
+        },
+      },
+      signal,
+    );
+    if (header.partition !== task.partition) {
+      throw new FailedPreconditionError(`snapshot of shard ${task.shard} of ${task.collection} from ${peer.nodeId} is of partition ${header.partition}, the catalog says ${task.partition}`);
+    }
+    const dir = this.replicaDir(task.collection, Number(header.createdOffset), task.shard, true);
+    mkdirSync(dirname(dir), { recursive: true });
+    renameSync(scratch, dir);
+    b.dir = dir;
+    b.specBytes = header.spec;
+    b.state = "catching_up";
+    const spec = shardSpecFrom(fromBinary(CollectionSchema, header.spec));
+    b.replica = await this.loadShard(task.collection, task.shard, task.partition, task.uid, spec, dir, signal);
+    log.info("shard snapshot installed; catching up", { from: peer.nodeId, bytes: b.bytesTotal, appliedOffset: b.replica.store.appliedOffset, partitionOffset: f.position.offset });
   }
 
   /** Cancels a bootstrap in progress (placement moved, collection dropped); its files go. */
@@ -423,7 +508,7 @@ export class StorageNode {
   removeReplica(collection: string, shard: number, why: string): void {
     const s = this.shards.get(shardKey(collection, shard));
     if (!s) return;
-    this.deleteShard(s);
+    this.retire(s);
     this.opts.logger.info("shard replica removed", { collection, shard, uid: s.uid, partition: s.partition, why });
   }
 
@@ -437,8 +522,13 @@ export class StorageNode {
       s.close();
     }
     this.shards.clear();
-    // Bootstraps clean up after themselves; wait for them so that their files are gone.
-    while (this.bootstraps.size > 0) await new Promise((r) => setTimeout(r, 5));
+    // Bootstraps clean up after themselves and retired replicas close once unused: wait
+    // for them (so that their files are gone), but not forever (a stuck snapshot reader).
+    const deadline = Date.now() + (this.opts.closeGraceMs ?? 10_000);
+    while ((this.bootstraps.size > 0 || this.retiring.size > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    if (this.bootstraps.size > 0 || this.retiring.size > 0) {
+      this.opts.logger.warn("closing with bootstraps or removed replicas still winding down; a restart sweeps their files", { bootstraps: this.bootstraps.size, retiring: this.retiring.size });
+    }
     this.registry.close();
   }
 
@@ -446,15 +536,16 @@ export class StorageNode {
   private async follow(f: Follower): Promise<void> {
     const signal = this.stop.signal;
     const log = this.opts.logger.child({ partition: f.partition });
-    let delays = backoffDelays({ initialMs: 50, maxMs: 2000, multiplier: 2, jitter: 0.2 });
+    let delays = resubscribeDelays();
     while (!signal.aborted) {
+      let failure: unknown;
       try {
         const stream = this.opts.journal.subscribe(
           { partition: f.partition, fromOffset: BigInt(f.position.offset + 1), maxBatchEntries: this.opts.subscribeBatchEntries, rawPayloads: true },
           { signal },
         );
         for await (const msg of stream) {
-          delays = backoffDelays({ initialMs: 50, maxMs: 2000, multiplier: 2, jitter: 0.2 });
+          delays = resubscribeDelays();
           if (msg.entries.length === 0) continue;
           f.applying = this.applyEntries(f, msg.entries);
           try {
@@ -464,15 +555,19 @@ export class StorageNode {
           }
         }
       } catch (e) {
-        if (signal.aborted) return;
-        const wait = delays.next().value ?? 2000;
-        log.warn("journal subscription failed; resubscribing", { err: e, retryInMs: wait, nextOffset: f.position.offset + 1 });
-        try {
-          await abortableSleep(wait, signal);
-        } catch {
-          // Aborted: the node is closing.
-          return;
-        }
+        failure = e;
+      }
+      if (signal.aborted) return;
+      // Backoff on every resubscribe, also after a stream that ended cleanly (a journal
+      // closing streams at once must not be hammered).
+      const wait = delays.next().value ?? 2000;
+      if (failure === undefined) log.info("journal subscription ended; resubscribing", { retryInMs: wait, nextOffset: f.position.offset + 1 });
+      else log.warn("journal subscription failed; resubscribing", { err: failure, retryInMs: wait, nextOffset: f.position.offset + 1 });
+      try {
+        await abortableSleep(wait, signal);
+      } catch {
+        // Aborted: the node is closing.
+        return;
       }
     }
   }
@@ -482,7 +577,10 @@ export class StorageNode {
     let pending = new Map<Shard, ShardWrite[]>();
     const flush = async (through: Position): Promise<void> => {
       for (const [shard, writes] of pending) {
+        // Removed meanwhile (placement moved, DROP): it is closed once this batch settles.
+        if (shard.retired) continue;
         await shard.apply(writes, through);
+        if (shard.retired) continue;
         const n = (this.writesSinceCheckpoint.get(shard.key) ?? 0) + writes.length;
         this.writesSinceCheckpoint.set(shard.key, n);
         if (n >= this.opts.checkpointEveryWrites) this.checkpoint(shard);
@@ -526,19 +624,80 @@ export class StorageNode {
   private async createShards(partition: number, offset: number, ddl: DdlPayload): Promise<void> {
     const { collection } = ddl;
     const spec = shardSpecFrom(fromBinary(CollectionSchema, ddl.spec));
+    let created = false;
     for (const s of ddl.shards) {
       if (!this.placedHere(ddl, s)) continue;
       const key = shardKey(collection, s);
-      if (this.shards.has(key)) continue; // re-delivered after a restart, or bootstrapped ahead of the follower
-      // A bootstrap of this incarnation started before the follower got here: replaying
-      // from the CREATE is the cheaper way (and the one the entry asks for).
+      const incoming = { uid: ddl.uid, createdOffset: offset };
+      const existing = this.shards.get(key);
+      // Re-delivered after a restart (the same entry made it: a replica registered before
+      // uids were kept has none), or bootstrapped ahead of the follower; or another
+      // incarnation that wins over this entry's (an old CREATE replayed after a lost disk).
+      if (existing && (existing.uid === ddl.uid || existing.store.identity.createdOffset === offset || this.prefers(collection, { uid: existing.uid, createdOffset: existing.store.identity.createdOffset }, incoming))) continue;
       const b = this.bootstraps.get(key);
-      if (b && b.task.uid === ddl.uid) this.cancelBootstrap(collection, s, "the partition follower reached the collection's CREATE entry");
-      const shard = await this.newReplica(collection, s, partition, offset, ddl.uid, spec, this.replicaDir(collection, offset, s));
-      this.register(shard, ddl.spec);
-      this.shards.set(key, shard);
+      if (b && b.task.uid === ddl.uid) {
+        // Nearly there: let it finish rather than start over from the entry.
+        if (b.state === "catching_up") continue;
+        // Still copying: replaying from the CREATE is the cheaper way (and the one the entry asks for).
+        this.cancelBootstrap(collection, s, "the partition follower reached the collection's CREATE entry");
+      } else if (b) {
+        const theirs = { uid: b.task.uid, createdOffset: b.replica?.store.identity.createdOffset ?? Number.MAX_SAFE_INTEGER };
+        if (this.prefers(collection, theirs, incoming)) continue;
+        this.cancelBootstrap(collection, s, `the partition follower reached the CREATE entry of incarnation ${ddl.uid} at offset ${offset}, which wins`);
+      }
+      this.creating.add(key);
+      let shard: Shard;
+      try {
+        shard = await this.newReplica(collection, s, partition, offset, ddl.uid, spec, this.replicaDir(collection, offset, s));
+      } finally {
+        this.creating.delete(key);
+      }
+      if (!this.adopt(shard, ddl.spec)) {
+        // A bootstrap of a winning incarnation finished during the await above.
+        shard.close();
+        this.removeReplicaDir(shard.store.dir);
+        continue;
+      }
+      created = true;
       this.opts.logger.info("shard created", { collection, shard: s, partition, offset, uid: ddl.uid });
     }
+    if (created) for (const fn of this.createdListeners) fn();
+  }
+
+  /**
+   * Which of two incarnations of one shard this node keeps: the one the catalog places
+   * (when known), else the one with the newer CREATE entry. True when `a` wins.
+   */
+  private prefers(collection: string, a: { uid: string; createdOffset: number }, b: { uid: string; createdOffset: number }): boolean {
+    const placed = this.placedUid(collection);
+    if (placed !== undefined && a.uid !== b.uid) {
+      if (a.uid === placed) return true;
+      if (b.uid === placed) return false;
+    }
+    return a.createdOffset >= b.createdOffset;
+  }
+
+  /**
+   * Makes `s` the served replica of its key, synchronously (register, serve), unless one
+   * is served already that wins (same incarnation, or see prefers): then false, and the
+   * caller discards `s`. A replica `s` wins over is retired.
+   */
+  private adopt(s: Shard, specBytes: Uint8Array): boolean {
+    const existing = this.shards.get(s.key);
+    if (existing) {
+      const keep = existing.uid === s.uid || this.prefers(s.collection, { uid: existing.uid, createdOffset: existing.store.identity.createdOffset }, { uid: s.uid, createdOffset: s.store.identity.createdOffset });
+      this.opts.logger.warn("two replicas of one shard met on this node", {
+        collection: s.collection,
+        shard: s.shard,
+        kept: keep ? existing.uid : s.uid,
+        discarded: keep ? s.uid : existing.uid,
+      });
+      if (keep) return false;
+    }
+    this.register(s, specBytes);
+    this.shards.set(s.key, s);
+    if (existing) this.retire(existing);
+    return true;
   }
 
   private dropShards(partition: number, ddl: DdlPayload): void {
@@ -546,7 +705,7 @@ export class StorageNode {
       if (s.collection !== ddl.collection || s.partition !== partition) continue;
       // A replica of a newer incarnation (bootstrapped ahead of this follower) stays.
       if (ddl.uid && s.uid && ddl.uid !== s.uid) continue;
-      this.deleteShard(s);
+      this.retire(s);
       this.opts.logger.info("shard dropped", { collection: ddl.collection, shard: s.shard, partition });
     }
     for (const b of [...this.bootstraps.values()]) {
@@ -556,12 +715,31 @@ export class StorageNode {
     }
   }
 
-  private deleteShard(s: Shard): void {
-    s.close();
-    this.shards.delete(s.key);
-    this.writesSinceCheckpoint.delete(s.key);
-    this.registry.prepare("DELETE FROM shards WHERE collection = ? AND shard = ?").run(s.collection, s.shard);
-    this.removeReplicaDir(s.store.dir);
+  /**
+   * Takes a replica out of service at once (no read or batch picks it up any more) and
+   * closes and deletes it once nothing uses it: after the partition follower's batch in
+   * flight settled (flush skips retired replicas) and the snapshots being served of it
+   * ended. A read that waited meanwhile answers NOT_FOUND ("moved off this node").
+   */
+  private retire(s: Shard): void {
+    if (s.retired) return;
+    s.retired = true;
+    if (this.shards.get(s.key) === s) {
+      this.shards.delete(s.key);
+      this.writesSinceCheckpoint.delete(s.key);
+    }
+    // Only its own row: a replica that replaced it has registered under the same key.
+    this.registry.prepare("DELETE FROM shards WHERE collection = ? AND shard = ? AND dir = ?").run(s.collection, s.shard, s.store.dir);
+    const applying = this.followers.get(s.partition)?.applying;
+    const done: Promise<void> = (async () => {
+      await applying?.catch(() => undefined);
+      await s.idle();
+      s.close();
+      this.removeReplicaDir(s.store.dir);
+    })()
+      .catch((err: unknown) => this.opts.logger.warn("closing a removed shard replica failed", { collection: s.collection, shard: s.shard, err }))
+      .finally(() => this.retiring.delete(done));
+    this.retiring.add(done);
   }
 
   /** Removes a replica directory, and its collection directory with its last shard. */
@@ -611,15 +789,17 @@ export class StorageNode {
 
   /**
    * Brings a bootstrapping replica from `from` up to the follower's position, applying
-   * only its own entries from a subscription of its own, then makes it serve. Without a
-   * replica (no snapshot) it first looks for the collection's CREATE entry (by uid).
+   * only its own entries from a subscription of its own, then makes it serve (true; false
+   * when a winning replica of the shard was served meanwhile). Without a replica (no
+   * snapshot) it first looks for the collection's CREATE entry (by uid), and fails once
+   * it passed the partition's end without finding it.
    */
-  private async catchUp(f: Follower, b: Bootstrap, from: number, signal: AbortSignal, log: Logger): Promise<void> {
+  private async catchUp(f: Follower, b: Bootstrap, from: number, signal: AbortSignal, log: Logger): Promise<boolean> {
     const { collection, shard, uid, partition } = b.task;
     let pos: Position = b.replica ? { offset: b.replica.store.appliedOffset, ts: b.replica.store.appliedTs } : { offset: from - 1, ts: 0n };
     let applied = 0;
     let lastLogged = 0;
-    let delays = backoffDelays({ initialMs: 50, maxMs: 2000, multiplier: 2, jitter: 0.2 });
+    let delays = resubscribeDelays();
     for (;;) {
       signal.throwIfAborted();
       if (b.replica && pos.offset >= f.position.offset) {
@@ -630,17 +810,21 @@ export class StorageNode {
         }
         // No await from the check to the insert: the follower applies every entry
         // after pos.offset to the replica from here on.
-        this.install(b, b.replica, pos);
+        if (!this.install(b, b.replica, pos)) {
+          log.info("a winning replica of the shard is served here already; discarding the bootstrapped copy");
+          return false;
+        }
         log.info("shard replica serving", { source: b.source, appliedOffset: pos.offset, catchUpEntries: applied });
-        return;
+        return true;
       }
+      let failure: unknown;
       try {
         const stream = this.opts.journal.subscribe(
           { partition, fromOffset: BigInt(pos.offset + 1), maxBatchEntries: this.opts.subscribeBatchEntries, rawPayloads: true },
           { signal },
         );
         for await (const msg of stream) {
-          delays = backoffDelays({ initialMs: 50, maxMs: 2000, multiplier: 2, jitter: 0.2 });
+          delays = resubscribeDelays();
           const writes: ShardWrite[] = [];
           let last = pos;
           for (const e of msg.entries) {
@@ -672,14 +856,27 @@ export class StorageNode {
             lastLogged = applied;
             log.info("catching up shard replica", { offset: pos.offset, partitionOffset: f.position.offset, entriesApplied: applied });
           }
+          const end = Math.max(f.position.offset, Number(msg.commitOffset));
+          if (!b.replica && pos.offset >= end) {
+            // Never finding it would hold this bootstrap (and the ones queued behind it)
+            // forever. A legacy CREATE without a uid is not taken for it: it may be of
+            // another incarnation of the name.
+            throw new FailedPreconditionError(
+              `rebuilding shard ${shard} of ${collection} from the journal: partition ${partition} holds no CREATE entry of incarnation ${uid} through offset ${pos.offset} ` +
+                `(the partition's end); it may have been written without a uid or truncated away`,
+            );
+          }
           if (b.replica && pos.offset >= f.position.offset) break;
         }
       } catch (e) {
-        if (signal.aborted || e instanceof BootstrapCancelled) throw e;
-        const wait = delays.next().value ?? 2000;
-        log.warn("catch-up subscription failed; resubscribing", { err: e, retryInMs: wait, nextOffset: pos.offset + 1 });
-        await abortableSleep(wait, signal);
+        if (signal.aborted || e instanceof BootstrapCancelled || e instanceof FailedPreconditionError) throw e;
+        failure = e;
       }
+      if (b.replica && pos.offset >= f.position.offset) continue;
+      // Backoff on every resubscribe, also after a stream that ended cleanly.
+      const wait = delays.next().value ?? 2000;
+      log.warn(failure === undefined ? "catch-up subscription ended; resubscribing" : "catch-up subscription failed; resubscribing", { err: failure, retryInMs: wait, nextOffset: pos.offset + 1 });
+      await abortableSleep(wait, signal);
     }
   }
 
@@ -698,31 +895,46 @@ export class StorageNode {
     return this.loadShard(collection, shard, partition, uid, spec, dir);
   }
 
-  /** Synchronous on purpose (see catchUp): register, serve, stop being a bootstrap. */
-  private install(b: Bootstrap, replica: Shard, pos: Position): void {
+  /**
+   * Synchronous on purpose (see catchUp): register, serve, stop being a bootstrap. False
+   * when a winning replica is served already (the bootstrap then removes its copy).
+   */
+  private install(b: Bootstrap, replica: Shard, pos: Position): boolean {
     if (b.abort.signal.aborted || this.stop.signal.aborted) throw new BootstrapCancelled(b.cancelled ?? "the node is closing");
     replica.store.apply([], pos);
-    this.register(replica, b.specBytes ?? new Uint8Array(0));
-    this.shards.set(b.key, replica);
+    const adopted = this.adopt(replica, b.specBytes ?? new Uint8Array(0));
     this.bootstraps.delete(b.key);
+    return adopted;
   }
 
-  private async loadShard(collection: string, shard: number, partition: number, uid: string, spec: ShardSpec, dir: string): Promise<Shard> {
+  /** Opens a replica and restores its index; `signal` stops a long restore (the store is closed then). */
+  private async loadShard(collection: string, shard: number, partition: number, uid: string, spec: ShardSpec, dir: string, signal?: AbortSignal): Promise<Shard> {
     const store = ShardStore.open(join(dir, "shard.sqlite"));
-    store.ensureFieldIndexes(indexedFieldExpressions(spec.collection));
     const index = new VectorIndex(spec.params);
     const key = shardKey(collection, shard);
     let lastLogged = 0;
-    this.restoring.set(key, 0);
-    const how = await index
-      .restore(join(dir, "index.usearch"), store, (done) => {
-        this.restoring.set(key, done);
-        if (done - lastLogged >= 10_000) {
-          lastLogged = done;
-          this.opts.logger.info("restoring shard index", { collection, shard, rowsReplayed: done, records: store.liveRecords });
-        }
-      })
-      .finally(() => this.restoring.delete(key));
+    let how: Awaited<ReturnType<VectorIndex["restore"]>>;
+    try {
+      store.ensureFieldIndexes(indexedFieldExpressions(spec.collection));
+      this.restoring.set(key, 0);
+      how = await index.restore(
+        join(dir, "index.usearch"),
+        store,
+        (done) => {
+          this.restoring.set(key, done);
+          if (done - lastLogged >= 10_000) {
+            lastLogged = done;
+            this.opts.logger.info("restoring shard index", { collection, shard, rowsReplayed: done, records: store.liveRecords });
+          }
+        },
+        signal,
+      );
+    } catch (e) {
+      store.close();
+      throw e;
+    } finally {
+      this.restoring.delete(key);
+    }
     this.opts.logger.info("shard opened", { collection, shard, partition, index: how, records: store.liveRecords, appliedOffset: store.appliedOffset });
     return new Shard(collection, shard, partition, uid, spec, store, index, { exactThreshold: this.opts.exactThreshold });
   }

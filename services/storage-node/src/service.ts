@@ -31,6 +31,8 @@ export interface StorageDeps {
   readonly peerClient?: (address: string) => Client<typeof StorageService>;
   /** How long a new placement settles before it is bootstrapped (tests; see PlacementOptions). */
   readonly placementSettleMs?: number;
+  /** Give up on a peer's snapshot stream after this long without a message (tests; default 30 s). */
+  readonly snapshotIdleMs?: number;
 }
 
 export interface RunningStorage {
@@ -64,6 +66,8 @@ export async function start(config: StorageConfig, deps: StorageDeps): Promise<R
     subscribeBatchEntries: config.subscribeBatchEntries,
     stats: metrics.stats,
     snapshotChunkBytes: deps.snapshotChunkBytes ?? 0,
+    closeGraceMs: config.shutdownGraceMs,
+    ...(deps.snapshotIdleMs !== undefined ? { snapshotIdleMs: deps.snapshotIdleMs } : {}),
   });
   metrics.bind(node);
   // Serve /metrics and /readyz while shard indexes are restored (a rebuild of a large
@@ -90,19 +94,24 @@ export async function start(config: StorageConfig, deps: StorageDeps): Promise<R
     await node.close();
     throw e;
   }
-  try {
-    await node.start();
-  } catch (e) {
-    await server.close(0);
-    await node.close();
-    throw e;
-  }
+  // Take the lease as soon as the server listens, before the shards are opened: restoring
+  // big indexes takes longer than the lease TTL, and a node whose lease expired has its
+  // replicas moved away (and would then delete the data it just restored). Readiness
+  // stays false, and reads answer UNAVAILABLE, until node.start() finished.
   const meta = deps.meta ?? (config.metaUrl ? createClient(MetaService, internalGrpcTransport({ baseUrl: config.metaUrl })) : undefined);
   const registration: Registration | undefined = meta
     ? keepRegistered(meta, { id: config.nodeId, address: config.advertiseUrl || server.url, roles: [NodeRole.STORAGE] }, config.leaseTtlMs, logger)
     : undefined;
+  try {
+    await node.start();
+  } catch (e) {
+    await registration?.stop();
+    await server.close(0);
+    await node.close();
+    throw e;
+  }
   // Placements are followed only once every registered replica is open (node.start
-  // above), so that a replica this node still hosts is never re-bootstrapped.
+  // above), so that a replica this node still hosts is never re-bootstrapped or removed.
   let follower: CatalogFollower | undefined;
   let catalog = deps.catalog;
   if (!config.hostAll && !catalog && meta) {

@@ -56,6 +56,12 @@ function rank(metric: Metric, hits: Hit[]): Hit[] {
 }
 
 export class Shard {
+  /** Set once the replica left the served map (moved away, dropped, lost to another incarnation). */
+  retired = false;
+  /** Users that must finish before it is closed (snapshots being served). */
+  private users = 0;
+  private idleWaiters: (() => void)[] = [];
+
   constructor(
     readonly collection: string,
     readonly shard: number,
@@ -127,6 +133,22 @@ export class Shard {
 
   close(): void {
     this.store.close();
+  }
+
+  /** Marks a use that outlives one synchronous step (a snapshot); pair with release(). */
+  acquire(): void {
+    this.users++;
+  }
+
+  release(): void {
+    if (--this.users > 0) return;
+    for (const fn of this.idleWaiters.splice(0)) fn();
+  }
+
+  /** Resolves once no acquired use is left. */
+  idle(): Promise<void> {
+    if (this.users === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 }
 

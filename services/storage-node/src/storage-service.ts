@@ -57,7 +57,10 @@ export function createStorageServiceImpl(nodeOf: () => StorageNode, compile: Fil
   const wait = async (shard: Shard, read: ReadTarget | undefined, ctx: HandlerContext): Promise<Position> => {
     const node = nodeOf();
     const waitMs = Math.min(read?.waitMs || limits.defaultWaitMs, limits.maxWaitMs, ctx.timeoutMs() ?? Number.MAX_SAFE_INTEGER);
-    return node.waitFor(shard.partition, { minOffset: Number(read?.minOffset ?? 0n), minTs: read?.minTs ?? 0n }, waitMs, ctx.signal);
+    const pos = await node.waitFor(shard.partition, { minOffset: Number(read?.minOffset ?? 0n), minTs: read?.minTs ?? 0n }, waitMs, ctx.signal);
+    // Removed while the read waited (placement moved, DROP): it is closed or about to be.
+    if (shard.retired) throw node.movedOff(shard);
+    return pos;
   };
   const filterOf = (shard: Shard, json: string): CompiledWhere | undefined => (json ? compile(shard.spec.collection, json) : undefined);
 

@@ -126,9 +126,10 @@ export class VectorIndex {
   /**
    * Loads the checkpoint at `path` if it is usable, then replays the rows the store
    * changed after it; otherwise rebuilds from the store. Either way the index ends up
-   * covering the store's applied offset.
+   * covering the store's applied offset. `signal` stops a long replay (shutdown, a
+   * cancelled bootstrap) between pages.
    */
-  async restore(path: string, store: ShardStore, onProgress?: (done: number) => void): Promise<"checkpoint" | "rebuilt"> {
+  async restore(path: string, store: ShardStore, onProgress?: (done: number) => void, signal?: AbortSignal): Promise<"checkpoint" | "rebuilt"> {
     const meta = readCheckpointMeta(path);
     let from = 0;
     let how: "checkpoint" | "rebuilt" = "rebuilt";
@@ -150,6 +151,7 @@ export class VectorIndex {
     let afterKey = 0n;
     let done = 0;
     for (;;) {
+      signal?.throwIfAborted();
       const rows = store.changedSince(from, afterKey, REPLAY_PAGE);
       if (rows.length === 0) break;
       await this.apply(rows.map((r): IndexOp => (r.deleted ? { kind: "remove", key: r.key } : { kind: "add", key: r.key, vector: r.vector })));

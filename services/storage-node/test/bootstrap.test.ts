@@ -4,7 +4,7 @@
 // placed elsewhere are removed; a replica being built answers UNAVAILABLE; a cancelled
 // or broken transfer leaves nothing behind.
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -89,6 +89,7 @@ interface NodeOptions {
   readonly dir?: string;
   readonly journal?: Client<typeof JournalService>;
   readonly peerClient?: (address: string) => Client<typeof StorageService>;
+  readonly snapshotIdleMs?: number;
 }
 
 async function startNode(id: string, journal: FakeJournal, catalog: HandCatalog, o: NodeOptions = {}): Promise<RunningStorage & { dir: string }> {
@@ -103,6 +104,7 @@ async function startNode(id: string, journal: FakeJournal, catalog: HandCatalog,
     snapshotChunkBytes: 8192,
     placementSettleMs: 0,
     ...(o.peerClient ? { peerClient: o.peerClient } : {}),
+    ...(o.snapshotIdleMs !== undefined ? { snapshotIdleMs: o.snapshotIdleMs } : {}),
   });
   let stopped = false;
   cleanups.push(async () => {
@@ -122,6 +124,15 @@ async function startNode(id: string, journal: FakeJournal, catalog: HandCatalog,
 async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Like until, for a condition that needs to await (files on disk). */
+async function eventually(what: string, cond: () => Promise<boolean>, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -186,7 +197,8 @@ async function dirsOf(dir: string): Promise<string[]> {
   for (const name of await readdir(join(dir, "storage"))) {
     if (name.startsWith("node.sqlite")) continue;
     out.push(name);
-    if (!name.startsWith(".")) for (const sub of await readdir(join(dir, "storage", name))) out.push(`${name}/${sub}`);
+    // A directory being removed meanwhile (a retired replica) may be gone already.
+    if (!name.startsWith(".")) for (const sub of await readdir(join(dir, "storage", name)).catch(() => [])) out.push(`${name}/${sub}`);
   }
   return out;
 }
@@ -309,7 +321,8 @@ describe("storage node cluster hosting", () => {
     catalog.set([{ name: "c", uid: "u1", replicas: ["s1"] }], ["s1", "s2"]);
     await until("c/0 to be removed", () => !s2.node.hasReplica("c", 0));
     expect(s2.node.hostedShards().map((s) => s.key)).toEqual(["d/0"]);
-    expect((await dirsOf(s2.dir)).filter((d) => d.startsWith("c."))).toEqual([]);
+    // Closed and deleted once nothing uses it (moments later).
+    await eventually("c/0's files to go", async () => (await dirsOf(s2.dir)).every((d) => !d.startsWith("c.")));
     // A same-named collection of another incarnation is not this replica: left alone.
     catalog.set([{ name: "d", uid: "other", replicas: ["s1"] }], ["s1", "s2"]);
     await new Promise((r) => setTimeout(r, 50));
@@ -349,10 +362,14 @@ describe("storage node cluster hosting", () => {
     await until("the bootstrap to be cancelled", () => s2.node.replicas().length === 0);
     expect(await dirsOf(s2.dir)).toEqual([]);
 
-    // A transfer that breaks mid-stream: the partial copy goes, and with no other peer the
-    // replica is rebuilt from the journal instead.
+    // A transfer that breaks mid-stream: the partial copy goes, and the bootstrap is
+    // retried later (a passing failure is no reason for a full journal rebuild)...
     relay.mode = "break";
     catalog.set([{ name: "c", uid: "u1", replicas: ["relay", "s2"] }], ["relay", "s2"]);
+    await eventually("a failed attempt", async () => /outcome="failed"\} [1-9]/.test(await (await fetch(`${s2.url}/metrics`)).text()));
+    expect(s2.node.hostedShards()).toEqual([]);
+    // ...until no live peer has the shard: then it is rebuilt from the journal.
+    catalog.set([{ name: "c", uid: "u1", replicas: ["relay", "s2"] }], ["s2"]);
     await until("s2 to serve c/0", () => s2.node.hostedShards().length === 1);
     await caughtUp(s2.node, journal);
     expectSameReplica(s1.node, s2.node, allIds(300));
@@ -361,7 +378,8 @@ describe("storage node cluster hosting", () => {
     expect(dirs.filter((d) => d.includes("/shard-"))).toHaveLength(1);
     expect(existsSync(join(s2.dir, "storage", "node.sqlite"))).toBe(true);
     const metrics = await (await fetch(`${s2.url}/metrics`)).text();
-    expect(metrics).toMatch(/vecraft_storage_bootstraps_total\{source="snapshot",outcome="failed"\} 1/);
+    expect(metrics).toMatch(/vecraft_storage_bootstraps_total\{source="snapshot",outcome="failed"\} [1-9]/);
+    expect(metrics).toMatch(/vecraft_storage_snapshot_peer_failures_total [1-9]/);
     expect(metrics).toMatch(/vecraft_storage_bootstraps_total\{source="journal",outcome="completed"\} 1/);
   });
 
@@ -408,5 +426,134 @@ describe("storage node cluster hosting", () => {
     expect(await drain({ collection: "c", shard: 0, uid: "u1" })).toBeUndefined();
     // The sender's scratch copies are gone once the stream ended.
     expect((await dirsOf(s1.dir)).filter((d) => d.startsWith("."))).toEqual([]);
+  });
+
+  it("keeps the placed incarnation's bootstrap when the follower replays an older CREATE; gives up on a stalled peer", async () => {
+    const journal = new FakeJournal(1);
+    // An old incarnation placed on s2, dropped; the new one placed on s1 (s2 gets it from the catalog).
+    journal.createCollection(0, { name: "c", dimension: DIM }, [0], { uid: "u1", replicas: { 0: ["s2"] } });
+    writeRecords(journal, "c", 0, 20, 20);
+    journal.dropCollection(0, "c", "u1");
+    journal.createCollection(0, { name: "c", dimension: DIM }, [0], { uid: "u2", replicas: { 0: ["s1"] } });
+    writeRecords(journal, "c", 0, 40, 21);
+    const s1 = await startNode("s1", journal, new HandCatalog());
+    await caughtUp(s1.node, journal);
+    const relay = relayOf(s1.url, "stall");
+    const catalog = new HandCatalog();
+    let cap = 0;
+    const s2 = await startNode("s2", journal, catalog, { journal: journal.client(() => cap), peerClient: relay.peerClient, snapshotIdleMs: 500 });
+    catalog.addresses.set("relay", "relay://s1");
+    catalog.set([{ name: "c", uid: "u2", replicas: ["relay", "s2"] }], ["relay", "s2"]);
+    await until("a snapshot transfer to be under way", () => s2.node.replicas().some((r) => r.bytesDone > 0));
+    // The follower reaches u1's CREATE (placing the shard here) while u2 is being copied:
+    // the catalog places u2, so no u1 replica is created over it.
+    cap = 1;
+    journal.poke();
+    await caughtUp(s2.node, journal, 1);
+    expect(s2.node.hostedShards()).toEqual([]);
+    expect(s2.node.replicas().map((r) => r.uid)).toEqual(["u2"]);
+    // The stalled peer is given up on (no message for 500 ms); while it is alive the
+    // bootstrap is retried, not rebuilt from the journal.
+    await eventually("the stalled transfer to fail", async () => /vecraft_storage_snapshot_peer_failures_total [1-9]/.test(await (await fetch(`${s2.url}/metrics`)).text()));
+    expect(await (await fetch(`${s2.url}/metrics`)).text()).not.toMatch(/source="journal"/);
+    cap = Number.POSITIVE_INFINITY;
+    journal.poke();
+    catalog.set([{ name: "c", uid: "u2", replicas: ["relay", "s2"] }], ["s2"]);
+    await until("s2 to serve c/0", () => s2.node.hostedShards().length === 1);
+    await caughtUp(s2.node, journal);
+    expect(s2.node.shard("c", 0).uid).toBe("u2");
+    expectSameReplica(s1.node, s2.node, allIds(40));
+    expect((await dirsOf(s2.dir)).filter((d) => d.includes("/shard-"))).toHaveLength(1);
+  });
+
+  it("answers a read that waited on a replica removed meanwhile with NOT_FOUND (moved off)", async () => {
+    const journal = new FakeJournal(1);
+    journal.createCollection(0, { name: "c", dimension: DIM }, [0], { uid: "u1", replicas: { 0: ["s1", "s2"] } });
+    writeRecords(journal, "c", 0, 20, 22);
+    const catalog = new HandCatalog();
+    const s2 = await startNode("s2", journal, catalog);
+    await caughtUp(s2.node, journal);
+    const client = createClient(StorageService, createGrpcTransport({ baseUrl: s2.url }));
+    const next = BigInt(journal.logs.get(0)!.length + 1);
+    const read = client.getShardRecords({ collection: "c", shard: 0, ids: ["r1"], read: { minOffset: next, waitMs: 10_000 } }).then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    catalog.set([{ name: "c", uid: "u1", replicas: ["s1"] }], ["s1", "s2"]);
+    expect(s2.node.hasReplica("c", 0)).toBe(false);
+    journal.tick(0);
+    const err = await read;
+    expect(err?.code).toBe(Code.NotFound);
+    expect(err?.rawMessage).toMatch(/replica of shard 0 of collection c moved off storage node s2; read another replica/);
+    await eventually("c/0's files to go", async () => (await dirsOf(s2.dir)).length === 0);
+  });
+
+  it("removes a replica a CREATE entry placed here when the catalog already placed it elsewhere", async () => {
+    const journal = new FakeJournal(1);
+    journal.createCollection(0, { name: "c", dimension: DIM }, [0], { uid: "u1", replicas: { 0: ["s2"] } });
+    writeRecords(journal, "c", 0, 20, 23);
+    const catalog = new HandCatalog();
+    catalog.addresses.set("s1", "http://127.0.0.1:1");
+    catalog.set([{ name: "c", uid: "u1", replicas: ["s1"] }], ["s1"]);
+    const s2 = await startNode("s2", journal, catalog);
+    await caughtUp(s2.node, journal);
+    expect(s2.node.hasReplica("c", 0)).toBe(false);
+    await eventually("c/0's files to go", async () => (await dirsOf(s2.dir)).length === 0);
+  });
+
+  it("fails a journal rebuild that finds no CREATE of the incarnation, and forgets placements the catalog dropped", async () => {
+    const journal = new FakeJournal(1);
+    journal.createCollection(0, { name: "c", dimension: DIM }, [0], { replicas: { 0: ["s1"] } }); // legacy: no uid
+    writeRecords(journal, "c", 0, 20, 24);
+    const catalog = new HandCatalog();
+    const s2 = await startNode("s2", journal, catalog);
+    await caughtUp(s2.node, journal);
+    await expect(s2.node.bootstrap({ collection: "c", shard: 0, partition: 0, uid: "u1", peers: [] })).rejects.toThrow(
+      /partition 0 holds no CREATE entry of incarnation u1 through offset \d+/,
+    );
+    expect(s2.node.replicas()).toEqual([]);
+    // Placed here by the catalog: the same failure, retried with backoff; the placement
+    // follower forgets it once the catalog no longer has the collection.
+    catalog.set([{ name: "c", uid: "u1", replicas: ["s2"] }], ["s2"]);
+    await until("a failed bootstrap", () => (s2.placement?.tracked().failures ?? 0) === 1);
+    catalog.set([], ["s2"]);
+    expect(s2.placement?.tracked()).toMatchObject({ firstSeen: 0, failures: 0, unfollowed: 0 });
+    expect(await dirsOf(s2.dir)).toEqual([]);
+  });
+
+  it("serves snapshots from hard links of the index checkpoint, at most two at once", async () => {
+    const journal = new FakeJournal(1);
+    journal.createCollection(0, { name: "c", dimension: DIM }, [0], { uid: "u1", replicas: { 0: ["s1"] } });
+    writeRecords(journal, "c", 0, 300, 25);
+    const s1 = await startNode("s1", journal, new HandCatalog());
+    await caughtUp(s1.node, journal);
+    const client = createClient(StorageService, createGrpcTransport({ baseUrl: s1.url }));
+    const ac = new AbortController();
+    // 1-byte chunks: these streams cannot finish before they are cancelled.
+    const held = [0, 1].map(() => client.getShardSnapshot({ collection: "c", shard: 0, uid: "u1", chunkBytes: 1 }, { signal: ac.signal })[Symbol.asyncIterator]());
+    for (const it of held) {
+      const first = await it.next();
+      expect(first.done ? undefined : first.value.part.case).toBe("header");
+    }
+    const scratch = (await readdir(join(s1.dir, "storage"))).filter((d) => d.startsWith(".snapshot-"));
+    expect(scratch).toHaveLength(2);
+    const linked = await stat(join(s1.dir, "storage", scratch[0]!, "index.usearch"));
+    expect(linked.nlink).toBeGreaterThanOrEqual(2);
+    const drain = async (): Promise<ConnectError | undefined> => {
+      try {
+        for await (const _ of client.getShardSnapshot({ collection: "c", shard: 0, uid: "u1" })) void _;
+        return undefined;
+      } catch (e) {
+        return ConnectError.from(e);
+      }
+    };
+    const busy = await drain();
+    expect(busy?.code).toBe(Code.ResourceExhausted);
+    expect(busy?.rawMessage).toMatch(/storage node s1 is already serving 2 snapshots; retry/);
+    ac.abort();
+    for (const it of held) await it.return?.().catch(() => undefined);
+    await eventually("a snapshot to be served again", async () => (await drain()) === undefined);
+    await eventually("the scratch copies to go", async () => (await dirsOf(s1.dir)).filter((d) => d.startsWith(".")).length === 0);
   });
 });

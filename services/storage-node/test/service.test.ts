@@ -1,13 +1,13 @@
 // StorageService over a real HTTP/2 server (the journal is the in-memory fake): reads with
 // read targets, filters in the public language, validation, status and /metrics.
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { silentLogger } from "@vecraft/common";
-import { FieldType, StorageService } from "@vecraft/rpc";
+import { createLogger, silentLogger } from "@vecraft/common";
+import { FieldType, MetaService, StorageService } from "@vecraft/rpc";
 import { loadStorageConfig, start } from "../src/index.js";
 import { FakeJournal } from "./fake-journal.js";
 
@@ -83,5 +83,42 @@ describe("StorageService", () => {
       expect(err?.code).toBe(code);
       expect(err?.rawMessage).toMatch(msg);
     }
+  });
+});
+
+describe("storage node startup", () => {
+  it("takes its registration lease before restoring shard indexes", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "vecraft-storage-svc-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const journal = new FakeJournal(1);
+    journal.createCollection(0, { name: "c", dimension: 2 }, [0]);
+    for (let i = 0; i < 2000; i += 100) journal.write(0, "c", 0, Array.from({ length: 100 }, (_, k) => ({ id: `r${i + k}`, vector: [Math.cos(i + k), Math.sin(i + k)] })));
+    const config = loadStorageConfig({ argv: ["--data-dir", dir, "--port", "0", "--partitions", "0", "--shutdown-grace-ms", "100"], env: {} });
+    const first = await start(config, { logger: silentLogger, journal: journal.client() });
+    await first.node.waitFor(0, { minOffset: journal.logs.get(0)!.length, minTs: 0n }, 10_000, new AbortController().signal);
+    await first.stop();
+    // No index checkpoint: the restart rebuilds the index from SQLite (the slow path).
+    const shardDir = join(dir, "storage", "c.1", "shard-0");
+    for (const f of await readdir(shardDir)) if (f.startsWith("index.usearch")) await rm(join(shardDir, f));
+
+    const events: string[] = [];
+    const meta = createClient(
+      MetaService,
+      createRouterTransport(({ service }) => {
+        service(MetaService, {
+          registerNode: () => {
+            events.push("registered");
+            return { leaseId: "1" };
+          },
+          heartbeat: () => ({ alive: true }),
+        });
+      }),
+    );
+    const logger = createLogger({ name: "s", level: "info", stream: { write: (line: string) => events.push((JSON.parse(line) as { msg: string }).msg) } });
+    const running = await start(config, { logger, journal: journal.client(), meta });
+    cleanups.push(() => running.stop());
+    expect(events.indexOf("registered")).toBeGreaterThanOrEqual(0);
+    expect(events.indexOf("registered")).toBeLessThan(events.indexOf("shard opened"));
+    expect((await fetch(`${running.url}/readyz`)).ok).toBe(true);
   });
 });
