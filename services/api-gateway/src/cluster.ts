@@ -47,7 +47,9 @@ export async function clusterStatus(deps: ClusterDeps, scope: Scope): Promise<In
       const part = partitions.get(placement.partition);
       for (const node of placement.replicas) {
         const status = statuses.get(node);
-        const state = status?.shards.find((s) => s.collection === c.spec.name && s.shard === placement.shard);
+        // A copy of an earlier incarnation (dropped and recreated under the same name) is not
+        // this one's replica; a status without a uid is an older node's.
+        const state = status?.shards.find((s) => s.collection === c.spec.name && s.shard === placement.shard && (s.uid === "" || s.uid === c.uid));
         const appliedOffset = state?.applied?.offset ?? 0n;
         const appliedTs = state?.applied?.ts ?? 0n;
         const commit = part?.commitOffset ?? 0n;

@@ -13,7 +13,8 @@
 //
 // A shard is repaired only while another of its listed replicas is SERVING, as its node
 // says (StorageService.GetStorageStatus; one call per alive storage node per pass, only to
-// nodes hosting a shard that needs work, with a short deadline). A replica still
+// nodes hosting a shard that needs work, with a short deadline), for the collection's
+// current incarnation (catalog uid) when the node reports one. A replica still
 // bootstrapping has no data: had it been counted as a source, a second failure before it
 // serves would leave only empty replicas listed, and the dead node, back and unlisted,
 // would delete the only copy. A shard whose alive replicas are not confirmed serving (or
@@ -349,7 +350,15 @@ export class FailoverController {
         failed.set(id, status.message);
         continue;
       }
-      for (const r of status.shards) if (r.state === ReplicaState.SERVING) serving.add(replicaKey(r.collection, r.shard, id));
+      for (const r of status.shards) {
+        if (r.state !== ReplicaState.SERVING) continue;
+        // A copy of another incarnation (the collection dropped and recreated under the
+        // same name; the node not yet past the DROP) holds none of this one's data, so it
+        // is no source. A status without a uid is an older node's: name and shard decide.
+        const uid = snap.collections.get(r.collection)?.rec.uid ?? "";
+        if (r.uid !== "" && uid !== "" && r.uid !== uid) continue;
+        serving.add(replicaKey(r.collection, r.shard, id));
+      }
     }
     return { serving, failed };
   }

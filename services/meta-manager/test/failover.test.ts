@@ -414,6 +414,27 @@ describe("failover controller (embedded store, manual clock)", () => {
     expect(await s.moves("replace")).toBe(2);
   });
 
+  it("counts a SERVING replica as a source only when it is of the collection's incarnation (uid)", async () => {
+    const s = await setup();
+    await s.register("A", "B");
+    await s.running.catalog.createCollection(spec("again", 1, 2), origin, signal());
+    expect(replicasOf(await s.catalog(), "again")).toEqual([["A", "B"]]);
+    // B serves a copy of an earlier "again" (dropped and recreated; B not yet past the DROP):
+    // it holds none of this incarnation's data, so no new replica may copy from it.
+    s.storage.setUid("B", "again", 0, "an-earlier-incarnation");
+    await s.register("C");
+    await outlive(s, ["B", "C"]);
+    for (let i = 0; i < 2; i++) {
+      expect(await s.running.failover!.pass()).toMatchObject({ moves: [], deadNodes: ["A"], deferred: [{ shard: "again/0", reason: "no_serving_replica" }] });
+    }
+    expect(replicasOf(await s.catalog(), "again")).toEqual([["A", "B"]]);
+    // A status without a uid (a node older than uids in status) is matched by name and shard.
+    s.storage.setUid("B", "again", 0, "");
+    await s.running.failover!.pass();
+    await eventually(async () => (replicasOf(await s.catalog(), "again")[0]?.includes("A") === false ? true : undefined));
+    expect(replicasOf(await s.catalog(), "again")).toEqual([["C", "B"]]);
+  });
+
   it("tops a shard up only from a serving replica", async () => {
     const s = await setup();
     await s.register("s1", "s2");

@@ -53,6 +53,9 @@ export function createQueryServiceImpl(engine: QueryEngine, metrics: QueryMetric
             client.searchShard(
               {
                 collection: req.collection,
+                // The incarnation: a replica left from a dropped collection of the same
+                // name answers NOT_FOUND, and onReplica tries another.
+                uid: cc.uid,
                 shard: p.shard,
                 vectorF32: req.vectorF32,
                 k: req.k,
@@ -89,7 +92,7 @@ export function createQueryServiceImpl(engine: QueryEngine, metrics: QueryMetric
         placements.map((p) =>
           engine.onReplica(p, budget, (client, attempt) =>
             client.getShardRecords(
-              { collection: req.collection, shard: p.shard, ids: groups.get(p.shard) ?? [], read: readTarget(resolved.target(p.partition), attempt.waitMs) },
+              { collection: req.collection, uid: cc.uid, shard: p.shard, ids: groups.get(p.shard) ?? [], read: readTarget(resolved.target(p.partition), attempt.waitMs) },
               attempt.call,
             ),
           ),
@@ -119,6 +122,7 @@ export function createQueryServiceImpl(engine: QueryEngine, metrics: QueryMetric
             client.queryShard(
               {
                 collection: req.collection,
+                uid: cc.uid,
                 shard: p.shard,
                 filterJson: req.filterJson,
                 limit: req.limit,

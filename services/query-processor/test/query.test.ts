@@ -23,8 +23,16 @@ import { fakeJournal, fakeMeta, NOW_MS } from "./fakes.js";
 
 
 interface FakeNode {
-  calls: { method: string; shard: number; read: ReadTarget | undefined }[];
+  calls: { method: string; shard: number; uid: string; read: ReadTarget | undefined }[];
   fail?: Code;
+  /** The incarnation this node hosts, when it is not the catalog's: reads of another are NOT_FOUND, as a real node answers. */
+  hosts?: string;
+}
+
+function checkUid(node: string, state: FakeNode, req: { uid: string; shard: number }): void {
+  if (state.hosts !== undefined && req.uid !== "" && req.uid !== state.hosts) {
+    throw new ConnectError(`storage node ${node} hosts shard ${req.shard} of collection c incarnation ${state.hosts}, not ${req.uid}`, Code.NotFound);
+  }
 }
 
 function catalog(shards: number, replicas: string[][]) {
@@ -48,7 +56,8 @@ function fakeStorage(node: string, state: FakeNode): Client<typeof StorageServic
     createRouterTransport(({ service }) => {
       service(StorageService, {
         searchShard(req) {
-          state.calls.push({ method: "search", shard: req.shard, read: req.read });
+          state.calls.push({ method: "search", shard: req.shard, uid: req.uid, read: req.read });
+          checkUid(node, state, req);
           if (state.fail !== undefined) throw new ConnectError(`${node} is down`, state.fail);
           return {
             node,
@@ -57,11 +66,13 @@ function fakeStorage(node: string, state: FakeNode): Client<typeof StorageServic
           };
         },
         getShardRecords(req) {
-          state.calls.push({ method: "get", shard: req.shard, read: req.read });
+          state.calls.push({ method: "get", shard: req.shard, uid: req.uid, read: req.read });
+          checkUid(node, state, req);
           return { records: req.ids.map((id) => ({ id, metadataJson: "{}" })), applied: { partition: 0, offset: 1n, ts: 5n } };
         },
         queryShard(req) {
-          state.calls.push({ method: "query", shard: req.shard, read: req.read });
+          state.calls.push({ method: "query", shard: req.shard, uid: req.uid, read: req.read });
+          checkUid(node, state, req);
           const ids = [`a${req.shard}`, `b${req.shard}`, `c${req.shard}`].filter((id) => id > req.afterId).slice(0, req.limit);
           return { records: ids.map((id) => ({ id })), applied: { partition: 0, offset: 1n, ts: 5n } };
         },
@@ -166,6 +177,26 @@ describe("QueryService", () => {
     expect(page1.hasMore).toBe(true);
     const page2 = await client.query({ collection: "c", limit: 3, afterId: "b0", consistency: { level: Consistency.EVENTUAL } });
     expect(page2.records.map((r) => r.id)).toEqual(["b1", "c0", "c1"]);
+  });
+
+  it("names the collection's incarnation (catalog uid) in every storage read, and reads past a replica of another", async () => {
+    // n1 still hosts an earlier incarnation of "c" (dropped and recreated): it answers NOT_FOUND.
+    const n1: FakeNode = { calls: [], hosts: "u0" };
+    const n2: FakeNode = { calls: [] };
+    const { client } = await setup(2, [["n1", "n2"], ["n1", "n2"]], { n1, n2 });
+    for (let i = 0; i < 4; i++) {
+      const res = await client.search({ collection: "c", vectorF32: vector, k: 4, consistency: { level: Consistency.EVENTUAL } });
+      expect(res.hits).toHaveLength(4);
+    }
+    const got = await client.get({ collection: "c", ids: ["x", "y", "z", "w"], consistency: { level: Consistency.EVENTUAL } });
+    expect(got.records).toHaveLength(4);
+    const page = await client.query({ collection: "c", limit: 10, consistency: { level: Consistency.EVENTUAL } });
+    expect(page.records).toHaveLength(6);
+    const calls = [...n1.calls, ...n2.calls];
+    expect(new Set(calls.map((c) => c.method))).toEqual(new Set(["search", "get", "query"]));
+    expect(calls.every((c) => c.uid === "u1")).toBe(true);
+    // NOT_FOUND says nothing about n1's health: it is not cooled down, and keeps being asked.
+    expect(n1.calls.filter((c) => c.method === "search").length).toBeGreaterThan(2);
   });
 
   it("rejects bad requests with a message naming the problem", async () => {

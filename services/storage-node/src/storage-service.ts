@@ -1,6 +1,6 @@
 // The StorageService RPCs: validate, wait for the read target, delegate to the shard.
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { InvalidArgumentError } from "@vecraft/common";
+import { InvalidArgumentError, NotFoundError } from "@vecraft/common";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { ReplicaState, type Collection, type ReadTarget, type StorageService, type StoredRecordSchema } from "@vecraft/rpc";
 import type { Position, ReplicaStateName, StorageNode } from "./node.js";
@@ -62,12 +62,29 @@ export function createStorageServiceImpl(nodeOf: () => StorageNode, compile: Fil
     if (shard.retired) throw node.movedOff(shard);
     return pos;
   };
+  /**
+   * The serving replica a read names. A non-empty `uid` must be its incarnation's: after
+   * a DROP and a CREATE under the same name this node may still host the old one (its
+   * DROP not applied yet, or placement moved), and must not answer for the new one.
+   * NOT_FOUND, so the query processor reads another replica without marking this node
+   * unhealthy. A replica registered before uids were kept ("") is not checked.
+   */
+  const served = (req: { collection: string; shard: number; uid: string }): Shard => {
+    const node = nodeOf();
+    const shard = node.shard(req.collection, req.shard);
+    if (req.uid && shard.uid && req.uid !== shard.uid) {
+      throw new NotFoundError(
+        `storage node ${node.nodeId} hosts shard ${req.shard} of collection ${req.collection} incarnation ${shard.uid}, not ${req.uid} (dropped and recreated?); read another replica`,
+      );
+    }
+    return shard;
+  };
   const filterOf = (shard: Shard, json: string): CompiledWhere | undefined => (json ? compile(shard.spec.collection, json) : undefined);
 
   return {
     async searchShard(req, ctx) {
       const node = nodeOf();
-      const shard = node.shard(req.collection, req.shard);
+      const shard = served(req);
       if (req.k < 1 || req.k > 1000) throw new InvalidArgumentError(`k: must be between 1 and 1000, got ${req.k}`);
       const query = vectorOf(req.vectorF32, shard);
       const filter = filterOf(shard, req.filterJson);
@@ -88,8 +105,7 @@ export function createStorageServiceImpl(nodeOf: () => StorageNode, compile: Fil
     },
 
     async getShardRecords(req, ctx) {
-      const node = nodeOf();
-      const shard = node.shard(req.collection, req.shard);
+      const shard = served(req);
       if (req.ids.length > 1000) throw new InvalidArgumentError(`ids: at most 1000 per request, got ${req.ids.length}`);
       const pos = await wait(shard, req.read, ctx);
       const byId = new Map(shard.get(req.ids).map((r) => [r.id, r]));
@@ -101,8 +117,7 @@ export function createStorageServiceImpl(nodeOf: () => StorageNode, compile: Fil
     },
 
     async queryShard(req, ctx) {
-      const node = nodeOf();
-      const shard = node.shard(req.collection, req.shard);
+      const shard = served(req);
       if (req.limit < 1 || req.limit > 1000) throw new InvalidArgumentError(`limit: must be between 1 and 1000, got ${req.limit}`);
       const filter = filterOf(shard, req.filterJson);
       const pos = await wait(shard, req.read, ctx);
@@ -124,6 +139,7 @@ export function createStorageServiceImpl(nodeOf: () => StorageNode, compile: Fil
           return {
             collection: r.collection,
             shard: r.shard,
+            uid: r.uid,
             applied: { partition: r.partition, offset: BigInt(pos.offset), ts: pos.ts },
             records: BigInt(s?.store.liveRecords ?? 0),
             indexed: BigInt(s?.index.size ?? 0),

@@ -84,6 +84,38 @@ describe("StorageService", () => {
       expect(err?.rawMessage).toMatch(msg);
     }
   });
+
+  it("answers reads only for the incarnation (uid) it hosts, and reports that uid", async () => {
+    const { journal, client, running } = await setup();
+    journal.createCollection(0, { name: "re", dimension: 2 }, [0], { uid: "uid-a" });
+    const w = journal.write(0, "re", 0, [{ id: "x", vector: [1, 0] }]);
+    const read = { minOffset: w.offset, waitMs: 2000 };
+    // The right uid, and none (an older query processor), are answered.
+    for (const uid of ["uid-a", ""]) {
+      expect((await client.searchShard({ collection: "re", uid, shard: 0, vectorF32: f32([1, 0]), k: 1, read })).hits.map((h) => h.id)).toEqual(["x"]);
+      expect((await client.getShardRecords({ collection: "re", uid, shard: 0, ids: ["x"], read })).records.map((r) => r.id)).toEqual(["x"]);
+      expect((await client.queryShard({ collection: "re", uid, shard: 0, limit: 10, read })).records.map((r) => r.id)).toEqual(["x"]);
+    }
+    // Another incarnation's read (the collection dropped and recreated elsewhere) is NOT_FOUND.
+    const wrong: Promise<unknown>[] = [
+      client.searchShard({ collection: "re", uid: "uid-b", shard: 0, vectorF32: f32([1, 0]), k: 1, read }),
+      client.getShardRecords({ collection: "re", uid: "uid-b", shard: 0, ids: ["x"], read }),
+      client.queryShard({ collection: "re", uid: "uid-b", shard: 0, limit: 10, read }),
+    ];
+    for (const p of wrong) {
+      const err = await p.then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
+      expect(err?.code).toBe(Code.NotFound);
+      expect(err?.rawMessage).toBe(
+        `storage node ${running.node.nodeId} hosts shard 0 of collection re incarnation uid-a, not uid-b (dropped and recreated?); read another replica`,
+      );
+    }
+    const status = await client.getStorageStatus({});
+    expect(status.shards.find((s) => s.collection === "re")).toMatchObject({ shard: 0, uid: "uid-a" });
+    expect(status.shards.find((s) => s.collection === "c")?.uid).toBe("");
+  });
 });
 
 describe("storage node startup", () => {
