@@ -1,6 +1,6 @@
 // The gateway's configuration: defaults < config file < environment < flags, validated
 // once at startup into a frozen object with normalized units (...Ms, ...Bytes).
-import { defineConfig, loadConfig, type ConfigOf, type LoadConfigOptions } from "@vecraft/common";
+import { defineConfig, loadConfig, registrationFields, type ConfigOf, type LoadConfigOptions } from "@vecraft/common";
 
 export const gatewayConfigSchema = defineConfig({
   host: { type: "string", default: "127.0.0.1", env: "VECRAFT_HOST", doc: "Interface to listen on." },
@@ -27,9 +27,7 @@ export const gatewayConfigSchema = defineConfig({
     env: "VECRAFT_QUERY_URL",
     doc: "Query processor used when the catalog lists none alive (otherwise reads go to the registered ones, round-robin).",
   },
-  nodeId: { type: "string", default: "gateway-0", nonEmpty: true, env: "VECRAFT_NODE_ID", doc: "This gateway's node id in the catalog (role GATEWAY)." },
-  advertiseUrl: { type: "string", default: "", doc: "URL clients use to reach this gateway (default: the listen URL)." },
-  leaseTtlMs: { type: "duration", default: "10s", min: 1000, max: 600_000, doc: "Registration lease; the gateway heartbeats at a third of it." },
+  ...registrationFields("gateway-0", "gateway"),
   apiKeysFile: {
     type: "string",
     optional: true,

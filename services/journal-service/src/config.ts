@@ -1,15 +1,13 @@
 // The journal service's configuration: defaults < config file < environment < flags,
 // validated once at startup into a frozen object with normalized units.
-import { defineConfig, loadConfig, type ConfigOf, type LoadConfigOptions } from "@vecraft/common";
+import { defineConfig, loadConfig, registrationFields, type ConfigOf, type LoadConfigOptions } from "@vecraft/common";
 
 export const journalConfigSchema = defineConfig({
   host: { type: "string", default: "127.0.0.1", env: "VECRAFT_HOST", doc: "Interface to listen on." },
   port: { type: "int", default: 7100, min: 0, max: 65535, env: "VECRAFT_JOURNAL_PORT", doc: "Port for the JournalService RPCs, /metrics, /healthz and /readyz." },
   dataDir: { type: "string", default: "./data", nonEmpty: true, env: "VECRAFT_DATA_DIR", doc: "Data directory; the journal lives in <data-dir>/journal." },
-  nodeId: { type: "string", default: "journal-0", nonEmpty: true, env: "VECRAFT_NODE_ID", doc: "This replica's node id." },
+  ...registrationFields("journal-0", "journal"),
   metaUrl: { type: "string", default: "", env: "VECRAFT_META_URL", doc: "Base URL of the meta-manager to register with (empty: do not register)." },
-  advertiseUrl: { type: "string", default: "", doc: "URL other services use to reach this journal (default: the listen URL)." },
-  leaseTtlMs: { type: "duration", default: "10s", min: 1000, max: 600_000, doc: "Registration lease; the journal heartbeats at a third of it." },
   partitions: { type: "int", default: 4, min: 1, max: 1024, env: "VECRAFT_JOURNAL_PARTITIONS", doc: "Partitions hosted; fixed when the data directory is created." },
   segmentBytes: { type: "bytes", default: "64MiB", min: 64 * 1024, max: 1024 * 1024 * 1024, doc: "Roll to a new segment file past this size." },
   maxBatchBytes: { type: "bytes", default: "4MiB", min: 4096, max: 256 * 1024 * 1024, doc: "Most bytes written by one group commit (one fdatasync)." },

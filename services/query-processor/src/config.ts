@@ -1,5 +1,5 @@
 // Query processor configuration: defaults < config file < environment < flags.
-import { defineConfig, loadConfig, type ConfigOf, type LoadConfigOptions } from "@vecraft/common";
+import { defineConfig, loadConfig, registrationFields, type ConfigOf, type LoadConfigOptions } from "@vecraft/common";
 
 export const queryConfigSchema = defineConfig({
   host: { type: "string", default: "127.0.0.1", env: "VECRAFT_HOST", doc: "Interface to listen on." },
@@ -12,9 +12,7 @@ export const queryConfigSchema = defineConfig({
     env: "VECRAFT_META_URL",
     doc: "Base URL of the meta-manager (catalog and shard map; the process registers there).",
   },
-  nodeId: { type: "string", default: "query-0", nonEmpty: true, env: "VECRAFT_NODE_ID", doc: "This process's node id in the catalog (role QUERY_PROCESSOR)." },
-  advertiseUrl: { type: "string", default: "", doc: "URL gateways use to reach this process (default: the listen URL)." },
-  leaseTtlMs: { type: "duration", default: "10s", min: 1000, max: 600_000, doc: "Registration lease; the process heartbeats at a third of it." },
+  ...registrationFields("query-0", "query processor"),
   replicaCooldownMs: {
     type: "duration",
     default: "1s",

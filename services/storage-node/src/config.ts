@@ -1,15 +1,13 @@
 // Storage node configuration: defaults < config file < environment < flags.
-import { defineConfig, loadConfig, type ConfigOf, type LoadConfigOptions } from "@vecraft/common";
+import { defineConfig, loadConfig, registrationFields, type ConfigOf, type LoadConfigOptions } from "@vecraft/common";
 
 export const storageConfigSchema = defineConfig({
   host: { type: "string", default: "127.0.0.1", env: "VECRAFT_HOST", doc: "Interface to listen on." },
   port: { type: "int", default: 7300, min: 0, max: 65535, env: "VECRAFT_STORAGE_PORT", doc: "Port for StorageService, /metrics, /healthz, /readyz." },
   dataDir: { type: "string", default: "./data", nonEmpty: true, env: "VECRAFT_DATA_DIR", doc: "Data directory; shards live in <data-dir>/storage." },
-  nodeId: { type: "string", default: "storage-0", nonEmpty: true, env: "VECRAFT_NODE_ID", doc: "This node's id (in the catalog's placements)." },
+  ...registrationFields("storage-0", "storage node"),
   journalUrl: { type: "string", default: "http://127.0.0.1:7100", env: "VECRAFT_JOURNAL_URL", doc: "Base URL of the journal service." },
   metaUrl: { type: "string", default: "", env: "VECRAFT_META_URL", doc: "Base URL of the meta-manager to register with (empty: do not register)." },
-  advertiseUrl: { type: "string", default: "", doc: "URL other services use to reach this node (default: the listen URL)." },
-  leaseTtlMs: { type: "duration", default: "10s", min: 1000, max: 600_000, doc: "Registration lease; the node heartbeats at a third of it." },
   partitions: { type: "stringList", default: [], doc: "Partitions to follow (comma-separated); empty means every partition the journal has." },
   hostAll: { type: "bool", default: true, doc: "Host a replica of every shard (standalone); false follows the catalog's placements." },
   exactThreshold: { type: "int", default: 2048, min: 0, max: 1_000_000, doc: "Filters matching at most this many records are scored exactly." },

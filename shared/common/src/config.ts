@@ -326,6 +326,19 @@ function flagName(key: string, f: FieldSpec): string {
 // defineConfig / loadConfig
 
 /**
+ * The fields of a process that registers with the meta-manager (its node id, the URL it
+ * advertises, its lease), the same in every service so that the flags are too. `nodeId`
+ * is the default id; `what` names the process in the help text.
+ */
+export function registrationFields(nodeId: string, what: string) {
+  return {
+    nodeId: { type: "string", default: nodeId, nonEmpty: true, env: "VECRAFT_NODE_ID", doc: `This ${what}'s node id in the catalog (unique in the cluster).` },
+    advertiseUrl: { type: "string", default: "", doc: `URL other processes use to reach this ${what} (default: the listen URL).` },
+    leaseTtlMs: { type: "duration", default: "10s", min: 1000, max: 600_000, doc: `Registration lease; the ${what} heartbeats at a third of it.` },
+  } as const satisfies ConfigSchema;
+}
+
+/**
  * Declares a configuration schema. The value is returned as is, with its literal types
  * kept (enum values become a union), and checked: bad defaults, enum defaults outside
  * the values, and clashing flags or env names throw a `ConfigError` at startup.

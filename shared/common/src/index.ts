@@ -52,6 +52,7 @@ export type {
 
 export {
   defineConfig,
+  registrationFields,
   loadConfig,
   formatConfigHelp,
   redactConfig,

@@ -8,6 +8,7 @@ import {
   parseBytes,
   parseDuration,
   redactConfig,
+  registrationFields,
 } from "../src/index.js";
 import type { ConfigIssue } from "../src/index.js";
 
@@ -164,6 +165,21 @@ describe("loadConfig", () => {
       defineConfig({ a: { type: "int", flag: "x", doc: "" }, b: { type: "int", flag: "x", doc: "" } }),
     ).toThrow(/flag name used once/);
     expect(() => defineConfig({ config: { type: "string", doc: "" } })).toThrow(ConfigError);
+  });
+});
+
+describe("registrationFields", () => {
+  it("gives every registering service the same node id, advertise URL and lease flags", () => {
+    const schema = defineConfig({ port: { type: "int", default: 1, doc: "Port." }, ...registrationFields("query-0", "query processor") });
+    const noFile = (): string => {
+      throw new Error("no file");
+    };
+    expect(loadConfig(schema, { argv: [], env: {}, readFile: noFile })).toMatchObject({ nodeId: "query-0", advertiseUrl: "", leaseTtlMs: 10_000 });
+    const c = loadConfig(schema, { argv: ["--advertise-url=http://q:1", "--lease-ttl-ms=3s"], env: { VECRAFT_NODE_ID: "query-7" }, readFile: noFile });
+    expect(c).toMatchObject({ nodeId: "query-7", advertiseUrl: "http://q:1", leaseTtlMs: 3_000 });
+    expectTypeOf(c.leaseTtlMs).toEqualTypeOf<number>();
+    expect(() => loadConfig(schema, { argv: ["--lease-ttl-ms=10ms"], env: {}, readFile: noFile })).toThrow(ConfigError);
+    expect(formatConfigHelp(schema, "x")).toMatch(/--node-id <string> +This query processor's node id/);
   });
 });
 
