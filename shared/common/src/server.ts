@@ -3,9 +3,9 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import type * as tls from "node:tls";
 import type { EventEmitter } from "node:events";
-import { Code, ConnectError } from "@connectrpc/connect";
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, ConnectRouterOptions, Interceptor } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { Registry } from "prom-client";
 import { toConnectError } from "./errors.js";
@@ -90,6 +90,24 @@ export interface RpcServer {
 /** Codes that mean the server is at fault: logged as errors, with the original cause. */
 const SERVER_FAULTS: ReadonlySet<Code> = new Set([Code.Internal, Code.Unknown, Code.DataLoss]);
 
+/** Node's errors for writing to a stream or socket the peer has already closed or reset. */
+const PEER_GONE_CODES: ReadonlySet<string> = new Set([
+  "ERR_HTTP2_INVALID_STREAM",
+  "ERR_HTTP2_STREAM_ERROR",
+  "ERR_HTTP2_STREAM_CANCEL",
+  "ERR_STREAM_DESTROYED",
+  "ERR_STREAM_PREMATURE_CLOSE",
+  "ERR_STREAM_WRITE_AFTER_END",
+  "ECONNRESET",
+  "EPIPE",
+]);
+
+/** Whether `e` is a write failing because the client went away (a cancelled stream, a reset connection). */
+function peerGone(e: unknown): boolean {
+  const code = e instanceof Error ? (e as NodeJS.ErrnoException).code : undefined;
+  return code !== undefined && PEER_GONE_CODES.has(code);
+}
+
 /**
  * Maps whatever a handler throws through `mapError` (default `toConnectError`), for unary
  * and streaming RPCs, so that typed Vecraft errors reach clients with their code and
@@ -99,7 +117,8 @@ const SERVER_FAULTS: ReadonlySet<Code> = new Set([Code.Internal, Code.Unknown, C
 export function errorMappingInterceptor(logger: Logger, mapError: (e: unknown) => ConnectError = toConnectError): Interceptor {
   return (next) => async (req) => {
     const report = (e: unknown): ConnectError => {
-      const ce = mapError(e);
+      // A client that cancels a stream makes the next write fail: routine, not a fault.
+      const ce = req.signal.aborted && peerGone(e) ? new ConnectError("the client went away", Code.Canceled, undefined, undefined, e) : mapError(e);
       const fields = { service: req.service.typeName, method: req.method.name, code: codeLabel(ce.code), error: e };
       if (SERVER_FAULTS.has(ce.code)) {
         logger.error("rpc failed", fields);
@@ -131,6 +150,41 @@ async function* mapStreamErrors<T>(stream: AsyncIterable<T>, report: (e: unknown
 type AnyRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type AnyResponse = http.ServerResponse | http2.Http2ServerResponse;
 type FallbackFn = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
+
+/**
+ * connectNodeAdapter (connect-node's connect-node-adapter.ts) without its console.error:
+ * a response that cannot be written because the client went away (a cancelled stream, a
+ * reset connection) is routine between our processes (a bootstrap cancels a snapshot
+ * stream, a subscriber resubscribes) and is logged at debug; any other failure goes to
+ * the service's logger at error, as JSON like every other line.
+ */
+function nodeAdapter(
+  routerOptions: ConnectRouterOptions,
+  routes: (router: ConnectRouter) => void,
+  fallback: FallbackFn,
+  logger: Logger,
+): (req: AnyRequest, res: AnyResponse) => void {
+  const router = createConnectRouter(routerOptions);
+  routes(router);
+  const paths = new Map(router.handlers.map((h) => [h.requestPath, h]));
+  return (req, res) => {
+    const uHandler = paths.get(req.url?.split("?", 2)[0] ?? "");
+    if (uHandler === undefined) {
+      fallback(req, res);
+      return;
+    }
+    const uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
+    uHandler(uReq)
+      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .catch((reason: unknown) => {
+        if (ConnectError.from(reason).code === Code.Aborted) return;
+        const gone = "stream" in res ? res.stream.destroyed : res.destroyed;
+        const fields = { rpc: `${uHandler.service.typeName}/${uHandler.method.name}`, err: reason };
+        if (gone) logger.debug("response not written: the client went away", fields);
+        else logger.error("rpc failed", fields);
+      });
+  };
+}
 
 function bracketHost(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
@@ -218,17 +272,20 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     reply(404, "not found\n");
   };
 
-  const adapter = connectNodeAdapter({
-    routes: options.routes,
-    interceptors,
-    maxTimeoutMs: options.maxTimeoutMs ?? DEFAULT_MAX_TIMEOUT_MS,
-    readMaxBytes: options.readMaxBytes ?? DEFAULT_READ_MAX_BYTES,
-    writeMaxBytes: options.writeMaxBytes ?? DEFAULT_WRITE_MAX_BYTES,
-    shutdownSignal: shutdown.signal,
-    fallback: endpoints,
-    ...(options.jsonOptions !== undefined ? { jsonOptions: options.jsonOptions } : {}),
-    ...(options.compression === false ? { acceptCompression: [] } : {}),
-  });
+  const adapter = nodeAdapter(
+    {
+      interceptors,
+      maxTimeoutMs: options.maxTimeoutMs ?? DEFAULT_MAX_TIMEOUT_MS,
+      readMaxBytes: options.readMaxBytes ?? DEFAULT_READ_MAX_BYTES,
+      writeMaxBytes: options.writeMaxBytes ?? DEFAULT_WRITE_MAX_BYTES,
+      shutdownSignal: shutdown.signal,
+      acceptCompression: options.compression === false ? [] : [compressionGzip, compressionBrotli],
+      ...(options.jsonOptions !== undefined ? { jsonOptions: options.jsonOptions } : {}),
+    },
+    options.routes,
+    endpoints,
+    logger,
+  );
 
   const requestDone = (socket: net.Socket | undefined): void => {
     inFlight--;

@@ -52,10 +52,15 @@ class Stub {
         }
         return { nodeId: "node-1", partitions: [{ partition: 0, epoch: 1, commitOffset: 42n, serving: true }] };
       },
-      // eslint-disable-next-line @typescript-eslint/require-await -- Connect wants an async iterable; nothing to await here
-      async *subscribe(req) {
-        for (let i = 1n; i <= 3n; i++) {
-          yield { commitOffset: i, nextOffset: req.fromOffset + i };
+      async *subscribe(req, ctx) {
+        // fromOffset 1000: an endless stream of big messages, as a snapshot transfer is,
+        // so that writes are in flight when the client goes away.
+        const endless = req.fromOffset === 1000n;
+        const last = endless ? BigInt(Number.MAX_SAFE_INTEGER) : 3n;
+        const entries = endless ? [{ payloadBytes: new Uint8Array(256 * 1024) }] : [];
+        for (let i = 1n; i <= last && !ctx.signal.aborted; i++) {
+          yield { commitOffset: i, nextOffset: req.fromOffset + i, entries };
+          if (endless) await abortableSleep(0, ctx.signal);
         }
       },
     });
@@ -121,6 +126,30 @@ describe("startRpcServer", () => {
       }
       expect(offsets, name).toEqual([11n, 12n, 13n]);
     }
+  });
+
+  it("a client that cancels a stream is routine: nothing on stderr, nothing logged as an error", async () => {
+    const { server, lines } = await start(new Stub());
+    const written: string[] = [];
+    const original = console.error;
+    console.error = (...args: unknown[]): void => void written.push(args.map(String).join(" "));
+    try {
+      const client = createClient(JournalService, transports(server.url)["grpc (http/2)"]!);
+      const ac = new AbortController();
+      let got = 0;
+      await expect(
+        (async () => {
+          for await (const _msg of client.subscribe({ partition: 0, fromOffset: 1000n }, { signal: ac.signal })) {
+            if (++got === 3) ac.abort();
+          }
+        })(),
+      ).rejects.toThrow();
+      await abortableSleep(100);
+    } finally {
+      console.error = original;
+    }
+    expect(written).toEqual([]);
+    expect(lines.filter((l) => l["level"] === "error")).toEqual([]);
   });
 
   it("maps typed errors to their code and hides unexpected ones behind Internal", async () => {
