@@ -51,6 +51,7 @@ import { ddlProducerId, type DdlJournal } from "./ddl.js";
 import { placeShards, shardsByPartition } from "./placement.js";
 import {
   EMPTY,
+  commitCatalogChange,
   catalogKeys,
   decodeCluster,
   decodeCollection,
@@ -277,16 +278,13 @@ export class Catalog {
       const load = storageLoad(snap);
       const shards = placeShards({ name, shards: spec.shards, replicationFactor: spec.replicationFactor, partitions: this.opts.partitions, load });
       const rec: CollectionRecord = { state: "creating", uid: this.newUid(), spec, shards, createdTs: 0n, create: origin };
-      const res = await this.opts.store.txn(
+      const res = await commitCatalogChange(
+        this.opts.store,
+        this.keys,
+        snap.versionRevision,
         {
-          compares: [
-            { key, modRevision: 0 },
-            { key: this.keys.version, modRevision: snap.versionRevision },
-          ],
-          puts: [
-            { key, value: encodeCollection(rec) },
-            { key: this.keys.version, value: EMPTY },
-          ],
+          compares: [{ key, modRevision: 0 }],
+          puts: [{ key, value: encodeCollection(rec) }],
         },
         { signal },
       );
@@ -322,16 +320,13 @@ export class Catalog {
         return RETRY;
       }
       const rec: CollectionRecord = { ...cur, state: "dropping", drop: origin };
-      const res = await this.opts.store.txn(
+      const res = await commitCatalogChange(
+        this.opts.store,
+        this.keys,
+        version?.modRevision ?? 0,
         {
-          compares: [
-            { key, modRevision: kv.modRevision },
-            { key: this.keys.version, modRevision: version?.modRevision ?? 0 },
-          ],
-          puts: [
-            { key, value: encodeCollection(rec) },
-            { key: this.keys.version, value: EMPTY },
-          ],
+          compares: [{ key, modRevision: kv.modRevision }],
+          puts: [{ key, value: encodeCollection(rec) }],
         },
         { signal },
       );
@@ -507,16 +502,13 @@ export class Catalog {
       }
       if (cur.state !== "creating") return { collection: this.toProto(cur, kv.createRevision), revision: kv.modRevision };
       const ready: CollectionRecord = { ...cur, state: "ready", createdTs };
-      const res = await this.opts.store.txn(
+      const res = await commitCatalogChange(
+        this.opts.store,
+        this.keys,
+        version?.modRevision ?? 0,
         {
-          compares: [
-            { key, modRevision: kv.modRevision },
-            { key: this.keys.version, modRevision: version?.modRevision ?? 0 },
-          ],
-          puts: [
-            { key, value: encodeCollection(ready) },
-            { key: this.keys.version, value: EMPTY },
-          ],
+          compares: [{ key, modRevision: kv.modRevision }],
+          puts: [{ key, value: encodeCollection(ready) }],
         },
         { signal },
       );
@@ -540,13 +532,12 @@ export class Catalog {
       if (kv === undefined || cur?.uid !== rec.uid) {
         return { collection: dropped, revision: await this.opts.store.revision({ signal }) };
       }
-      const res = await this.opts.store.txn(
+      const res = await commitCatalogChange(
+        this.opts.store,
+        this.keys,
+        version?.modRevision ?? 0,
         {
-          compares: [
-            { key, modRevision: kv.modRevision },
-            { key: this.keys.version, modRevision: version?.modRevision ?? 0 },
-          ],
-          puts: [{ key: this.keys.version, value: EMPTY }],
+          compares: [{ key, modRevision: kv.modRevision }],
           deletes: [key],
         },
         { signal },

@@ -45,7 +45,7 @@ import { NodeRole, ReplicaState, StorageService, type GetStorageStatusResponse }
 import type { Catalog } from "./catalog.js";
 import { NodeClients } from "./node-clients.js";
 import { needsRepair, planRepairs, replicaKey, type ReplicaMove } from "./placement.js";
-import { EMPTY, encodeCollection, readCatalogSnapshot, storageLoad, type CatalogKeys, type CatalogSnapshot, type CollectionRecord, type NodeRecord } from "./records.js";
+import { commitCatalogChange, encodeCollection, readCatalogSnapshot, storageLoad, type CatalogKeys, type CatalogSnapshot, type CollectionRecord, type NodeRecord } from "./records.js";
 import { SerialPasses } from "./serial-passes.js";
 import type { Clock } from "./store/clock.js";
 import type { MetaStore, TxnCompare } from "./store/meta-store.js";
@@ -247,10 +247,7 @@ export class FailoverController {
       if (plan.moves.length === 0) continue;
       const rec: CollectionRecord = { ...c.rec, shards: plan.shards };
       const key = this.opts.keys.collection(name);
-      const compares: TxnCompare[] = [
-        { key, modRevision: c.modRevision },
-        { key: this.opts.keys.version, modRevision: versionRevision },
-      ];
+      const compares: TxnCompare[] = [{ key, modRevision: c.modRevision }];
       const seen = new Set<string>();
       for (const m of plan.moves) {
         if (m.from !== undefined && !seen.has(m.from)) {
@@ -262,16 +259,7 @@ export class FailoverController {
           compares.push({ key: this.opts.keys.aliveNode(m.to), modRevision: snap.alive.get(m.to) ?? 0 });
         }
       }
-      const res = await this.opts.store.txn(
-        {
-          compares,
-          puts: [
-            { key, value: encodeCollection(rec) },
-            { key: this.opts.keys.version, value: EMPTY },
-          ],
-        },
-        { signal },
-      );
+      const res = await commitCatalogChange(this.opts.store, this.opts.keys, versionRevision, { compares, puts: [{ key, value: encodeCollection(rec) }] }, { signal });
       if (!res.committed) return RETRY;
       versionRevision = res.revision;
       for (const m of plan.moves) {

@@ -29,10 +29,10 @@ import { AbortedError, UnavailableError, abortableSleep, backoffDelays, type Log
 import { JournalService, NodeRole, type GetPartitionsResponse } from "@vecraft/rpc";
 import type { Catalog } from "./catalog.js";
 import { NodeClients } from "./node-clients.js";
-import { EMPTY, encodeJournalPartition, readCatalogSnapshot, type CatalogKeys, type JournalPartitionRecord, type NodeRecord } from "./records.js";
+import { commitCatalogChange, encodeJournalPartition, readCatalogSnapshot, type CatalogKeys, type JournalPartitionRecord, type NodeRecord } from "./records.js";
 import { SerialPasses } from "./serial-passes.js";
 import type { Clock } from "./store/clock.js";
-import type { MetaStore, TxnCompare } from "./store/meta-store.js";
+import type { MetaStore } from "./store/meta-store.js";
 
 /** What changed in a partition's record; "new" is its first record. */
 export type PartitionChangeKind = "new" | "leader" | "epoch" | "other";
@@ -225,17 +225,13 @@ export class PartitionMapController {
       .sort((a, b) => a.partition - b.partition);
     const result = { changed: changes, journalNodes: journals.map((n) => n.id), unreachable };
     if (changes.length === 0) return result;
-    const compares: TxnCompare[] = [{ key: this.opts.keys.version, modRevision: snap.versionRevision }];
-    for (const rec of changes) {
-      compares.push({ key: this.opts.keys.journalPartition(rec.partition), modRevision: snap.journalPartitions.get(rec.partition)?.modRevision ?? 0 });
-    }
-    const res = await this.opts.store.txn(
+    const res = await commitCatalogChange(
+      this.opts.store,
+      this.opts.keys,
+      snap.versionRevision,
       {
-        compares,
-        puts: [
-          ...changes.map((rec) => ({ key: this.opts.keys.journalPartition(rec.partition), value: encodeJournalPartition(rec) })),
-          { key: this.opts.keys.version, value: EMPTY },
-        ],
+        compares: changes.map((rec) => ({ key: this.opts.keys.journalPartition(rec.partition), modRevision: snap.journalPartitions.get(rec.partition)?.modRevision ?? 0 })),
+        puts: changes.map((rec) => ({ key: this.opts.keys.journalPartition(rec.partition), value: encodeJournalPartition(rec) })),
       },
       { signal },
     );

@@ -13,7 +13,7 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { DataLossError } from "@vecraft/common";
 import { CollectionSchema, NodeRole, type Collection } from "@vecraft/rpc";
 import type { PlacedShard } from "./placement.js";
-import type { MetaStore } from "./store/meta-store.js";
+import type { CallOptions, MetaStore, TxnRequest, TxnResult } from "./store/meta-store.js";
 
 /** The default key root; a cluster sharing an etcd with others picks its own. */
 export const DEFAULT_KEY_ROOT = "/vecraft/meta/";
@@ -262,6 +262,25 @@ export function decodeJournalPartition(key: string, value: Uint8Array): JournalP
 }
 
 export const EMPTY = new Uint8Array(0);
+
+/**
+ * Commits one catalog change: `change` is applied only if its compares hold AND the
+ * catalog version key is still at `versionRevision` (0: never written), and the version
+ * key is rewritten with it. Every change is thereby made against the latest catalog, so
+ * watchers and concurrent writers (requests, the failover controller, the partition map)
+ * see the changes in one order. A lost compare returns `committed: false`: re-read and
+ * retry.
+ */
+export function commitCatalogChange(store: MetaStore, keys: CatalogKeys, versionRevision: number, change: TxnRequest, options: CallOptions): Promise<TxnResult> {
+  return store.txn(
+    {
+      compares: [...(change.compares ?? []), { key: keys.version, modRevision: versionRevision }],
+      puts: [...(change.puts ?? []), { key: keys.version, value: EMPTY }],
+      ...(change.deletes !== undefined ? { deletes: change.deletes } : {}),
+    },
+    options,
+  );
+}
 
 /** A collection record with the revisions its compare-and-swap needs. */
 export interface StoredCollection {
