@@ -3,32 +3,25 @@
 // asks storage nodes). Each pass keeps only the addresses of the nodes it asked (`retain`),
 // so the cache is bounded by the registered nodes (max-nodes); a dropped client's HTTP/2
 // session closes by itself once idle.
-import { createClient, type Client } from "@connectrpc/connect";
+import type { Client } from "@connectrpc/connect";
 import type { DescService } from "@bufbuild/protobuf";
-import { internalGrpcTransport } from "@vecraft/meta-client";
+import { ClientPool } from "@vecraft/meta-client";
 
 export class NodeClients<S extends DescService> {
-  private readonly clients = new Map<string, Client<S>>();
+  private readonly pool: ClientPool<S>;
 
   /** `make`: the client of the node at an address (tests); default: gRPC over `internalGrpcTransport`. */
-  constructor(
-    private readonly service: S,
-    private readonly make?: (address: string) => Client<S>,
-  ) {}
+  constructor(service: S, make?: (address: string) => Client<S>) {
+    this.pool = new ClientPool(service, { transport: { idleConnectionTimeoutMs: 60_000 }, ...(make ? { make } : {}) });
+  }
 
   get(address: string): Client<S> {
-    let c = this.clients.get(address);
-    if (c === undefined) {
-      c = this.make?.(address) ?? createClient(this.service, internalGrpcTransport({ baseUrl: address, idleConnectionTimeoutMs: 60_000 }));
-      this.clients.set(address, c);
-    }
-    return c;
+    return this.pool.get(address);
   }
 
   /** Drops the clients of every address not in `addresses`. */
   retain(addresses: Iterable<string>): void {
-    const keep = new Set(addresses);
-    for (const a of [...this.clients.keys()]) if (!keep.has(a)) this.clients.delete(a);
+    this.pool.retain(addresses);
   }
 
   /**

@@ -4,7 +4,7 @@ import { createClient, type Client } from "@connectrpc/connect";
 import { createMetrics, startRpcServer, type Logger, type RpcServer } from "@vecraft/common";
 import type { PhysicalClock } from "@vecraft/hlc";
 import { JournalService, MetaService, NodeRole, StorageService } from "@vecraft/rpc";
-import { CatalogFollower, internalGrpcTransport, keepRegistered, type Registration } from "@vecraft/meta-client";
+import { CatalogFollower, ClientPool, internalGrpcTransport, keepRegistered, type Registration } from "@vecraft/meta-client";
 import type { QueryConfig } from "./config.js";
 import { createQueryMetrics } from "./metrics.js";
 import { QueryEngine, type StorageClientFor } from "./query.js";
@@ -29,28 +29,13 @@ export interface RunningQuery {
 }
 
 /**
- * gRPC clients per storage node address, the least recently used dropped past `max`.
- * `forget` drops a client whose connection broke, so the next call opens a new one (a
- * dropped client's session closes on its own once idle). Pings find a connection whose
- * peer vanished without closing it.
+ * gRPC clients per storage node address (at most `max`, least recently used dropped
+ * first). `forget` drops a client whose connection broke, so the next call opens a new
+ * one. Pings find a connection whose peer vanished without closing it.
  */
 export function storageClientPool(max: number): StorageClientFor {
-  const pool = new Map<string, Client<typeof StorageService>>();
-  const get = (address: string): Client<typeof StorageService> => {
-    let c = pool.get(address);
-    if (c) {
-      pool.delete(address);
-    } else {
-      c = createClient(StorageService, internalGrpcTransport({ baseUrl: address, pingIntervalMs: 10_000, pingTimeoutMs: 5_000, idleConnectionTimeoutMs: 60_000 }));
-      if (pool.size >= max) {
-        const oldest = pool.keys().next();
-        if (!oldest.done) pool.delete(oldest.value);
-      }
-    }
-    pool.set(address, c);
-    return c;
-  };
-  return Object.assign(get, { forget: (address: string) => void pool.delete(address) });
+  const pool = new ClientPool(StorageService, { max, transport: { pingIntervalMs: 10_000, pingTimeoutMs: 5_000, idleConnectionTimeoutMs: 60_000 } });
+  return Object.assign((address: string) => pool.get(address), { forget: (address: string) => pool.forget(address) });
 }
 
 export async function start(config: QueryConfig, deps: QueryDeps): Promise<RunningQuery> {

@@ -7,8 +7,8 @@
 // the catalog is left to the journal's DROP, and nothing is removed before the first
 // catalog arrived. The node asks it which incarnation of a name the catalog places when
 // two meet on one shard.
-import { createClient, type Client } from "@connectrpc/connect";
-import { internalGrpcTransport } from "@vecraft/meta-client";
+import type { Client } from "@connectrpc/connect";
+import { ClientPool } from "@vecraft/meta-client";
 import { backoffDelays, type Logger } from "@vecraft/common";
 import { StorageService, type Catalog, type CatalogCollection } from "@vecraft/rpc";
 import type { BootstrapTask, StorageNode } from "./node.js";
@@ -48,7 +48,7 @@ interface Failure {
 export class PlacementFollower {
   private readonly stopper = new AbortController();
   private readonly failures = new Map<string, Failure>();
-  private readonly clients = new Map<string, Client<typeof StorageService>>();
+  private readonly clients: ClientPool<typeof StorageService>;
   /** Shards already warned about (placed here in a partition this node does not follow). */
   private readonly unfollowed = new Set<string>();
   /** When each wanted bootstrap was first seen (see settleMs). */
@@ -64,7 +64,12 @@ export class PlacementFollower {
     private readonly node: StorageNode,
     private readonly catalog: CatalogView,
     private readonly opts: PlacementOptions,
-  ) {}
+  ) {
+    this.clients = new ClientPool(StorageService, {
+      transport: { pingIntervalMs: PEER_PING_INTERVAL_MS, pingTimeoutMs: PEER_PING_TIMEOUT_MS },
+      ...(opts.peerClient ? { make: opts.peerClient } : {}),
+    });
+  }
 
   start(): void {
     this.unsubscribe = this.catalog.onChange(() => this.reconcile());
@@ -124,7 +129,7 @@ export class PlacementFollower {
     // connect-node's transports have no close: dropping the client lets its idle HTTP/2
     // session time out and go.
     const addresses = new Set(catalog.nodes.map((n) => n.address));
-    for (const a of this.clients.keys()) if (!addresses.has(a)) this.clients.delete(a);
+    this.clients.retain(addresses);
   }
 
   /** How many entries the follower tracks (tests: pruning). */
@@ -161,7 +166,7 @@ export class PlacementFollower {
         }
         const peers = p.replicas.flatMap((id) => {
           const address = id !== self && alive.has(id) ? this.catalog.nodeAddress(id) : undefined;
-          return address ? [{ nodeId: id, client: this.clientFor(address) }] : [];
+          return address ? [{ nodeId: id, client: this.clients.get(address) }] : [];
         });
         return { task: { collection: name, shard: p.shard, partition: p.partition, uid: c.uid, peers }, waitMs: 0 };
       }
@@ -217,14 +222,5 @@ export class PlacementFollower {
       f.notBefore = Date.now() + wait;
       this.opts.logger.warn("shard bootstrap failed; will retry", { collection: task.collection, shard: task.shard, uid: task.uid, err: e, retryInMs: wait });
     }
-  }
-
-  private clientFor(address: string): Client<typeof StorageService> {
-    let c = this.clients.get(address);
-    if (!c) {
-      c = this.opts.peerClient?.(address) ?? createClient(StorageService, internalGrpcTransport({ baseUrl: address, pingIntervalMs: PEER_PING_INTERVAL_MS, pingTimeoutMs: PEER_PING_TIMEOUT_MS }));
-      this.clients.set(address, c);
-    }
-    return c;
   }
 }

@@ -16,7 +16,7 @@ import { toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import { DataLossError, DeadlineExceededError, FailedPreconditionError } from "@vecraft/common";
 import { CollectionSchema, type GetShardSnapshotResponseSchema, type ShardSnapshotHeader, type StorageService } from "@vecraft/rpc";
-import { crc32c } from "./crc32c.js";
+import { crc32c } from "@node-rs/crc32";
 import type { Shard } from "./shard.js";
 
 export const DEFAULT_CHUNK_BYTES = 1 << 20;

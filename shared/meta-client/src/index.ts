@@ -7,4 +7,6 @@ export type { Registration } from "./registration.js";
 export { DEFAULT_HEALTH, NodeHealth, isConnectionFailure } from "./node-health.js";
 export type { HealthOptions } from "./node-health.js";
 export { internalGrpcTransport } from "./transport.js";
+export { ClientPool } from "./client-pool.js";
+export type { ClientPoolOptions } from "./client-pool.js";
 export type { InternalTransportOptions } from "./transport.js";
